@@ -1,0 +1,120 @@
+// Command p2pshare runs a p2pshare node and its command prompt.
+//
+//	go build -o bin/p2pshare ./cmd/node
+//	bin/p2pshare --data ~/.p2pshare
+//
+// Commands are read from the terminal (with line editing, history and tab
+// completion) or, when stdin is not a terminal, line by line until EOF.
+// libp2p's logs go to <data>/node.log, never over the prompt.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	golog "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p/gologshim"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/internal/node"
+	"github.com/p2pshare/p2pshare/internal/repl"
+)
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "p2pshare:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		cfg       node.Config
+		listen    multiFlag
+		bootstrap multiFlag
+		noMDNS    bool
+		logLevel  string
+	)
+	fs := flag.NewFlagSet("p2pshare", flag.ContinueOnError)
+	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data folder: identity, keys, index, peer table, logs")
+	fs.StringVar(&cfg.ShareDir, "share", "", "share folder (default <data>/files)")
+	fs.StringVar(&cfg.DownloadDir, "downloads", "", "downloads folder (default <data>/downloads)")
+	fs.Var(&listen, "listen", "listen multiaddr (repeatable; default all interfaces, TCP and QUIC, random ports)")
+	fs.Var(&bootstrap, "bootstrap", "bootstrap peer multiaddr with /p2p/ID (repeatable)")
+	fs.BoolVar(&noMDNS, "no-mdns", false, "turn off LAN discovery by mDNS")
+	fs.DurationVar(&cfg.Keepalive, "keepalive", 10*time.Second, "interval of keepalive pings to known peers")
+	fs.StringVar(&logLevel, "log-level", "warn", "log level for <data>/node.log: debug, info, warn, error")
+	fs.IntVar(&cfg.BBSBits, "bbs-bits", 2048, "size of the BBS modulus made on first start (at least 2048)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (commands are read from stdin)", fs.Args())
+	}
+	cfg.MDNS = !noMDNS
+	cfg.ListenAddrs = listen
+	for _, s := range bootstrap {
+		ma, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("--bootstrap %q: %w", s, err)
+		}
+		cfg.Bootstrap = append(cfg.Bootstrap, ma)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	logger, err := setupLogging(filepath.Join(cfg.DataDir, "node.log"), logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+
+	// SIGTERM stops the node; SIGINT is the REPL's (it cancels a command).
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	n, err := node.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	logger.Info("node started", "peer", n.P2P.Host().ID())
+	r := repl.New(repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, DataDir: cfg.DataDir})
+	return r.Run(ctx, os.Stdin, os.Stdout)
+}
+
+// setupLogging sends every log (ours through slog, go-libp2p's through
+// gologshim, kad-dht's through go-log) to one file, so nothing is written
+// over the prompt. It must run before the first libp2p logger logs.
+func setupLogging(path, level string) (*slog.Logger, error) {
+	lvl, err := golog.Parse(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	golog.SetupLogging(golog.Config{Format: golog.PlaintextOutput, Level: lvl, File: path})
+	h := golog.SlogHandler()
+	gologshim.SetDefaultHandler(h)
+	slog.SetDefault(slog.New(h))
+	return slog.New(h).With("logger", "p2pshare"), nil
+}

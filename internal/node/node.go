@@ -1,0 +1,181 @@
+// Package node assembles a full p2pshare node from its parts: the libp2p
+// host with its DHT and peer table (internal/p2p), the share folder and
+// catalog (internal/share) and the fetch protocol (internal/transfer). The
+// binary and the whole-node tests both start nodes through it, so what the
+// tests run is what users run.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/internal/bbsaes"
+	"github.com/p2pshare/p2pshare/internal/p2p"
+	"github.com/p2pshare/p2pshare/internal/share"
+	"github.com/p2pshare/p2pshare/internal/transfer"
+)
+
+// Config is what a user chooses for a node. Zero values are the defaults.
+type Config struct {
+	DataDir     string // default ~/.p2pshare
+	ShareDir    string // default <data>/files
+	DownloadDir string // default <data>/downloads
+	ListenAddrs []string
+	Bootstrap   []multiaddr.Multiaddr
+	MDNS        bool
+	Keepalive   time.Duration
+	// BBSBits is the size of the node's BBS modulus, made on first start
+	// (default and minimum in production: 2048).
+	BBSBits int
+	Logger  *slog.Logger
+}
+
+// Node is a running p2pshare node.
+type Node struct {
+	P2P      *p2p.Node
+	Share    *share.Service
+	Transfer *transfer.Service
+	Config   Config
+}
+
+// DefaultDataDir is ~/.p2pshare.
+func DefaultDataDir() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".p2pshare"
+	}
+	return filepath.Join(home, ".p2pshare")
+}
+
+// Open starts a node. Close it to stop everything it started.
+func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir()
+	}
+	if cfg.ShareDir == "" {
+		cfg.ShareDir = filepath.Join(cfg.DataDir, "files")
+	}
+	if cfg.DownloadDir == "" {
+		cfg.DownloadDir = filepath.Join(cfg.DataDir, "downloads")
+	}
+	if cfg.BBSBits == 0 {
+		cfg.BBSBits = 2048
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	for _, d := range []string{cfg.DataDir, cfg.ShareDir, cfg.DownloadDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	bbsKey, err := bbsaes.LoadOrGenerateKey(filepath.Join(cfg.DataDir, "bbs.key"), cfg.BBSBits)
+	if err != nil {
+		return nil, fmt.Errorf("BBS key: %w", err)
+	}
+
+	n := &Node{Config: cfg}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	n.P2P, err = p2p.Open(ctx, p2p.Config{
+		DataDir:     cfg.DataDir,
+		ListenAddrs: cfg.ListenAddrs,
+		Bootstrap:   cfg.Bootstrap,
+		MDNS:        cfg.MDNS,
+		Keepalive:   cfg.Keepalive,
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	peers := n.P2P.Peers()
+	n.Share, err = share.New(ctx, share.Config{
+		Host:      n.P2P.Host(),
+		Routing:   n.P2P.DHT(),
+		PubSub:    n.P2P.PubSub(),
+		Datastore: namespace.Wrap(n.P2P.Datastore(), datastore.NewKey("/share")),
+		ShareDir:  cfg.ShareDir,
+		Online:    peers.Online,
+		Logger:    cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.Transfer, err = transfer.New(transfer.Config{
+		Host:        n.P2P.Host(),
+		Source:      n.Share,
+		BBSKey:      bbsKey,
+		Finder:      finder{n},
+		DownloadDir: cfg.DownloadDir,
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Close stops the node's services in reverse order of start.
+func (n *Node) Close() error {
+	var errs []error
+	if n.Transfer != nil {
+		errs = append(errs, n.Transfer.Close())
+	}
+	if n.Share != nil {
+		errs = append(errs, n.Share.Close())
+	}
+	if n.P2P != nil {
+		errs = append(errs, n.P2P.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// finder finds providers of a CID: first those that announced it to us or
+// listed it in their catalog, then whatever the DHT knows.
+type finder struct{ n *Node }
+
+func (f finder) FindProviders(ctx context.Context, c cid.Cid) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo)
+	go func() {
+		defer close(out)
+		seen := map[peer.ID]bool{f.n.P2P.Host().ID(): true}
+		send := func(ai peer.AddrInfo) bool {
+			if seen[ai.ID] {
+				return true
+			}
+			seen[ai.ID] = true
+			select {
+			case out <- ai:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		ps := f.n.P2P.Host().Peerstore()
+		for _, id := range f.n.Share.Providers(c) {
+			if !send(peer.AddrInfo{ID: id, Addrs: ps.Addrs(id)}) {
+				return
+			}
+		}
+		for ai := range f.n.P2P.DHT().FindProvidersAsync(ctx, c, 20) {
+			if !send(ai) {
+				return
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,242 @@
+// Package repl is p2pshare's command interpreter: one command table used
+// by the interactive prompt (line editing, history, tab completion) and by
+// piped input (one command per line, no prompt, exit at EOF), so scripts
+// and tests drive a node exactly as a user does.
+//
+// It owns no state of its own: every command calls the node's services.
+package repl
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/ergochat/readline"
+	"golang.org/x/term"
+
+	"github.com/p2pshare/p2pshare/internal/p2p"
+	"github.com/p2pshare/p2pshare/internal/share"
+	"github.com/p2pshare/p2pshare/internal/transfer"
+)
+
+// Deps are the services the commands drive.
+type Deps struct {
+	Node     *p2p.Node
+	Share    *share.Service
+	Transfer *transfer.Service
+	DataDir  string
+}
+
+// REPL runs commands against a node.
+type REPL struct {
+	d      Deps
+	cmds   []*command
+	byName map[string]*command
+
+	// tty is true when output is a terminal: progress bars are drawn.
+	tty bool
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // of the running command, nil when idle
+}
+
+// errQuit ends the loop.
+var errQuit = errors.New("quit")
+
+// New returns a REPL over d.
+func New(d Deps) *REPL {
+	r := &REPL{d: d, byName: map[string]*command{}}
+	r.cmds = commands()
+	for _, c := range r.cmds {
+		r.byName[c.name] = c
+		for _, a := range c.aliases {
+			r.byName[a] = c
+		}
+	}
+	return r
+}
+
+// Exec runs one command line, writing its output to out. It reports
+// whether the line asked to quit.
+func (r *REPL) Exec(ctx context.Context, line string, out io.Writer) (quit bool) {
+	words, err := splitWords(line)
+	if err != nil {
+		fmt.Fprintf(out, "error: %v\n", err)
+		return false
+	}
+	if len(words) == 0 || strings.HasPrefix(words[0], "#") {
+		return false
+	}
+	c, ok := r.byName[words[0]]
+	if !ok {
+		fmt.Fprintf(out, "error: unknown command %q (try help)\n", words[0])
+		return false
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.cancel = nil
+		r.mu.Unlock()
+		cancel()
+	}()
+	err = c.run(ctx, &call{r: r, out: out, name: words[0]}, words[1:])
+	switch {
+	case errors.Is(err, errQuit):
+		return true
+	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
+		fmt.Fprintf(out, "%s: canceled\n", c.name)
+	case err != nil:
+		fmt.Fprintf(out, "error: %s: %v\n", c.name, err)
+	}
+	return false
+}
+
+// interrupt cancels the running command. It reports whether one was running.
+func (r *REPL) interrupt() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel == nil {
+		return false
+	}
+	r.cancel()
+	return true
+}
+
+// Run reads commands from in until quit, EOF or ctx ends. With a terminal
+// on both ends it is an interactive prompt; otherwise it reads lines.
+// Ctrl-C cancels the running command, not the node; when piped and idle,
+// it ends the loop.
+func (r *REPL) Run(ctx context.Context, in *os.File, out *os.File) error {
+	interactive := term.IsTerminal(int(in.Fd())) && term.IsTerminal(int(out.Fd()))
+	r.tty = term.IsTerminal(int(out.Fd()))
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sigs:
+				if !r.interrupt() && !interactive {
+					stop()
+				}
+			}
+		}
+	}()
+
+	if interactive {
+		return r.runInteractive(ctx, in, out)
+	}
+	return r.runPiped(ctx, in, out)
+}
+
+func (r *REPL) runPiped(ctx context.Context, in io.Reader, out io.Writer) error {
+	lines := make(chan string)
+	errc := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		errc <- sc.Err()
+		close(lines)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok := <-lines:
+			if !ok {
+				return <-errc
+			}
+			if r.Exec(ctx, line, out) {
+				return nil
+			}
+		}
+	}
+}
+
+func (r *REPL) runInteractive(ctx context.Context, in, out *os.File) error {
+	rl, err := readline.NewFromConfig(&readline.Config{
+		Prompt:            "p2pshare> ",
+		HistoryFile:       filepath.Join(r.d.DataDir, "history"),
+		HistorySearchFold: true,
+		AutoComplete:      completer{r},
+		InterruptPrompt:   "^C",
+		EOFPrompt:         "quit",
+		Stdin:             in,
+		Stdout:            out,
+	})
+	if err != nil {
+		return err
+	}
+	defer rl.Close()
+	fmt.Fprintf(rl.Stdout(), "p2pshare %s: type help for commands, quit to leave\n", r.d.Node.Host().ID())
+	for ctx.Err() == nil {
+		line, err := rl.ReadLine()
+		switch {
+		case errors.Is(err, readline.ErrInterrupt):
+			if line == "" {
+				fmt.Fprintln(rl.Stdout(), "(type quit or press Ctrl-D to leave)")
+			}
+			continue
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
+		}
+		if r.Exec(ctx, line, rl.Stdout()) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// completer completes command names, then each command's arguments.
+type completer struct{ r *REPL }
+
+func (c completer) Do(line []rune, pos int) ([][]rune, int) {
+	head := string(line[:pos])
+	words := strings.Fields(head)
+	partial := ""
+	if len(words) > 0 && !strings.HasSuffix(head, " ") {
+		partial = words[len(words)-1]
+		words = words[:len(words)-1]
+	}
+	var cands []string
+	if len(words) == 0 {
+		for name := range c.r.byName {
+			cands = append(cands, name)
+		}
+	} else if cmd, ok := c.r.byName[words[0]]; ok && cmd.complete != nil {
+		cands = cmd.complete(c.r)
+	}
+	sort.Strings(cands)
+	var out [][]rune
+	for _, s := range cands {
+		if strings.HasPrefix(s, partial) {
+			out = append(out, []rune(s[len(partial):]+" "))
+		}
+	}
+	return out, len([]rune(partial))
+}
