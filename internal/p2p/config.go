@@ -1,0 +1,114 @@
+package p2p
+
+import (
+	"log/slog"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/multiformats/go-multiaddr"
+)
+
+const (
+	// ProtocolPrefix prefixes every p2pshare protocol ID, the DHT's included
+	// ("/p2pshare/kad/1.0.0"). A peer advertising any protocol with this
+	// prefix is a p2pshare peer and enters the peer table.
+	ProtocolPrefix = "/p2pshare"
+
+	// MDNSServiceName is the mDNS service p2pshare nodes announce and browse.
+	MDNSServiceName = "p2pshare"
+
+	// FetchProtocol is the file transfer protocol (implemented in
+	// internal/share). It is named here only to give it generous
+	// resource-manager limits; see newResourceManager.
+	FetchProtocol protocol.ID = ProtocolPrefix + "/fetch/1"
+
+	// DefaultKeepalive is the ping interval of the peer table, the refresh
+	// period of the original system's alive flags.
+	DefaultKeepalive = 10 * time.Second
+
+	// DefaultPingTimeout bounds one keepalive ping, dial included.
+	DefaultPingTimeout = 5 * time.Second
+
+	// Connection manager watermarks: trim down to connLowWater once above
+	// connHighWater, sparing connections younger than connGracePeriod.
+	connLowWater    = 100
+	connHighWater   = 400
+	connGracePeriod = time.Minute
+
+	// mdnsConnectTimeout bounds the dial to a peer found by mDNS.
+	mdnsConnectTimeout = 15 * time.Second
+)
+
+// DefaultListenAddrs listen on every interface, IPv4 and IPv6, TCP and
+// QUIC, on ports chosen by the OS.
+var DefaultListenAddrs = []string{
+	"/ip4/0.0.0.0/tcp/0",
+	"/ip4/0.0.0.0/udp/0/quic-v1",
+	"/ip6/::/tcp/0",
+	"/ip6/::/udp/0/quic-v1",
+}
+
+// Config configures Open. The zero value plus a DataDir is a working node
+// with the defaults documented on each field, except MDNS, which is off
+// unless set (the CLI sets it).
+type Config struct {
+	// DataDir holds identity.key (mode 0600, created on first start) and
+	// datastore/ (leveldb). Required. Created with mode 0700 if missing.
+	DataDir string
+
+	// ListenAddrs are multiaddrs to listen on; empty means DefaultListenAddrs.
+	ListenAddrs []string
+
+	// Bootstrap peers (with /p2p/<id>) are dialled at start and seed the
+	// DHT. None by default: p2pshare never uses the public IPFS bootstrappers.
+	Bootstrap []multiaddr.Multiaddr
+
+	// MDNS announces and browses the service MDNSServiceName on the LAN.
+	MDNS bool
+
+	// Keepalive is the interval between pings of every peer in the table;
+	// 0 means DefaultKeepalive, a negative value disables the periodic
+	// keepalive (RefreshPeers still works).
+	Keepalive time.Duration
+
+	// PingTimeout bounds one ping, dial included; 0 means DefaultPingTimeout.
+	PingTimeout time.Duration
+
+	// Logger receives the node's logs; nil discards them. Nothing in this
+	// package writes to stdout or stderr.
+	Logger *slog.Logger
+
+	// ConnectionGater, if set, is installed on the host. Tests use it to
+	// refuse any non-loopback dial.
+	ConnectionGater connmgr.ConnectionGater
+
+	// DHTOptions are appended to the node's own DHT options (server mode,
+	// protocol prefix, datastore, bootstrap peers), so tests can add
+	// dht.DisableAutoRefresh() and the like.
+	DHTOptions []dht.Option
+
+	// BulkProtocols get the generous stream-memory limits of file
+	// transfers; nil means []protocol.ID{FetchProtocol}.
+	BulkProtocols []protocol.ID
+}
+
+func (c Config) withDefaults() Config {
+	if len(c.ListenAddrs) == 0 {
+		c.ListenAddrs = DefaultListenAddrs
+	}
+	if c.Keepalive == 0 {
+		c.Keepalive = DefaultKeepalive
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = DefaultPingTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.BulkProtocols == nil {
+		c.BulkProtocols = []protocol.ID{FetchProtocol}
+	}
+	return c
+}
