@@ -1,0 +1,212 @@
+package share
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	gproto "google.golang.org/protobuf/proto"
+
+	"github.com/p2pshare/p2pshare/internal/manifest"
+	"github.com/p2pshare/p2pshare/internal/proto"
+)
+
+// Announcements: proto.Announcement messages on the GossipSub topic
+// proto.AnnounceTopic. The publisher of a message is its signed origin
+// (msg.GetFrom(), verified by pubsub), never the peer that relayed it, so
+// an unpublish only ever removes entries of the peer that signed it.
+// Messages of one publisher are applied in time_unix_nano order; older
+// ones are dropped.
+const announceTimeout = 10 * time.Second
+
+// announcement is a validated Announcement, passed from the validator to
+// the receive loop in msg.ValidatorData.
+type announcement struct {
+	kind    proto.Announcement_Kind
+	entries []Entry   // PUBLISH
+	cids    []cid.Cid // UNPUBLISH
+	time    int64
+}
+
+func (s *Service) joinTopic() error {
+	ps := s.cfg.PubSub
+	if err := ps.RegisterTopicValidator(proto.AnnounceTopic, s.validateAnnouncement); err != nil {
+		return fmt.Errorf("share: register announce validator: %w", err)
+	}
+	t, err := ps.Join(proto.AnnounceTopic)
+	if err != nil {
+		ps.UnregisterTopicValidator(proto.AnnounceTopic)
+		return fmt.Errorf("share: join announce topic: %w", err)
+	}
+	sub, err := t.Subscribe()
+	if err != nil {
+		t.Close()
+		ps.UnregisterTopicValidator(proto.AnnounceTopic)
+		return fmt.Errorf("share: subscribe to announce topic: %w", err)
+	}
+	s.topic, s.sub = t, sub
+	return nil
+}
+
+// parseAnnouncement checks an announcement completely.
+func parseAnnouncement(data []byte) (*announcement, error) {
+	if len(data) > proto.MaxAnnouncementSize {
+		return nil, fmt.Errorf("%d bytes, more than %d", len(data), proto.MaxAnnouncementSize)
+	}
+	var m proto.Announcement
+	if err := gproto.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	a := &announcement{kind: m.GetKind(), time: m.GetTimeUnixNano()}
+	if a.time <= 0 {
+		return nil, fmt.Errorf("no time")
+	}
+	switch a.kind {
+	case proto.Announcement_PUBLISH:
+		for _, pe := range m.GetEntries() {
+			e, err := fromWire(pe)
+			if err != nil {
+				return nil, fmt.Errorf("entry %q: %w", pe.GetName(), err)
+			}
+			a.entries = append(a.entries, e)
+		}
+	case proto.Announcement_UNPUBLISH:
+		for _, pe := range m.GetEntries() {
+			c, err := cid.Cast(pe.GetCid())
+			if err == nil {
+				err = manifest.CheckCID(c)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("unpublish entry: bad CID: %w", err)
+			}
+			a.cids = append(a.cids, c)
+		}
+	case proto.Announcement_UNPUBLISH_ALL:
+	default:
+		return nil, fmt.Errorf("unknown kind %d", a.kind)
+	}
+	return a, nil
+}
+
+// validateAnnouncement is the topic validator: malformed or unsigned
+// messages are rejected (and so not forwarded).
+func (s *Service) validateAnnouncement(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if len(msg.GetSignature()) == 0 || msg.GetFrom() == "" {
+		s.log.Debug("announce: rejected unsigned message", "via", from)
+		return pubsub.ValidationReject
+	}
+	a, err := parseAnnouncement(msg.GetData())
+	if err != nil {
+		s.log.Debug("announce: rejected malformed message", "origin", msg.GetFrom(), "via", from, "err", err)
+		return pubsub.ValidationReject
+	}
+	msg.ValidatorData = a
+	return pubsub.ValidationAccept
+}
+
+// announceLoop applies announcements of other peers.
+func (s *Service) announceLoop() {
+	for {
+		msg, err := s.sub.Next(s.ctx)
+		if err != nil {
+			return // closed
+		}
+		origin := msg.GetFrom()
+		if origin == s.h.ID() {
+			continue
+		}
+		a, ok := msg.ValidatorData.(*announcement)
+		if !ok {
+			continue
+		}
+		s.applyAnnouncement(origin, a)
+	}
+}
+
+// applyAnnouncement applies a to the entries of publisher, its signer.
+func (s *Service) applyAnnouncement(publisher peer.ID, a *announcement) {
+	if publisher == s.h.ID() {
+		return
+	}
+	v := &s.remote
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	pc := v.peer(publisher)
+	if a.time <= pc.lastAnn {
+		s.log.Debug("announce: dropped out-of-order message", "publisher", publisher, "time", a.time, "last", pc.lastAnn)
+		return
+	}
+	pc.lastAnn = a.time
+	changed := false
+	switch a.kind {
+	case proto.Announcement_PUBLISH:
+		for _, e := range a.entries {
+			pc.entries[e.CID] = e
+			changed = true
+		}
+	case proto.Announcement_UNPUBLISH:
+		for _, c := range a.cids {
+			if _, ok := pc.entries[c]; ok {
+				delete(pc.entries, c)
+				changed = true
+			}
+		}
+	case proto.Announcement_UNPUBLISH_ALL:
+		changed = len(pc.entries) > 0
+		clear(pc.entries)
+	}
+	if changed {
+		v.notifyLocked()
+	}
+}
+
+// nextAnnTime returns a strictly increasing announcement time.
+func (s *Service) nextAnnTime() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.annClock = max(time.Now().UnixNano(), s.annClock+1)
+	return s.annClock
+}
+
+// announce tells peers about published or withdrawn entries, split into
+// messages that fit proto.MaxAnnouncementSize. Failures are logged: peers
+// catch up through periodic catalog pulls.
+func (s *Service) announce(kind proto.Announcement_Kind, entries []Entry) {
+	if s.topic == nil || s.ctx.Err() != nil {
+		return
+	}
+	var msgs []*proto.Announcement
+	cur := &proto.Announcement{Kind: kind}
+	size := 32
+	for _, e := range entries {
+		pe := toWire(e)
+		if kind != proto.Announcement_PUBLISH {
+			pe = &proto.CatalogEntry{Cid: e.CID.Bytes()}
+		}
+		n := gproto.Size(pe) + 8
+		if len(cur.Entries) > 0 && size+n > proto.MaxAnnouncementSize {
+			msgs = append(msgs, cur)
+			cur, size = &proto.Announcement{Kind: kind}, 32
+		}
+		cur.Entries = append(cur.Entries, pe)
+		size += n
+	}
+	msgs = append(msgs, cur)
+	for _, m := range msgs {
+		m.TimeUnixNano = s.nextAnnTime()
+		data, err := gproto.Marshal(m)
+		if err != nil {
+			s.log.Error("announce: marshal", "err", err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, announceTimeout)
+		err = s.topic.Publish(ctx, data)
+		cancel()
+		if err != nil {
+			s.log.Warn("announce failed; peers will catch up on their next catalog pull", "kind", kind, "err", err)
+		}
+	}
+}

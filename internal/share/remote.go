@@ -1,0 +1,276 @@
+package share
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/manifest"
+)
+
+// Remote is one content ID other peers publish, merged over its providers.
+// Entry comes from the first provider listed (online providers first); its
+// Name is that provider's name for it.
+type Remote struct {
+	Entry
+	Providers []ProviderInfo
+}
+
+// ProviderInfo is one peer publishing a Remote.
+type ProviderInfo struct {
+	ID     peer.ID
+	Online bool
+	Name   string // the name this provider gave
+}
+
+// peerCatalog is what one peer publishes, as far as we know.
+type peerCatalog struct {
+	entries map[cid.Cid]Entry
+	lastAnn int64 // time_unix_nano of the last applied announcement
+}
+
+// remoteView holds per-(provider, CID) entries. Entries of providers that
+// went offline are kept and shown offline.
+type remoteView struct {
+	mu      sync.Mutex
+	peers   map[peer.ID]*peerCatalog
+	changed chan struct{} // closed and replaced on every change
+}
+
+func (v *remoteView) init() {
+	v.peers = make(map[peer.ID]*peerCatalog)
+	v.changed = make(chan struct{})
+}
+
+// notifyLocked wakes everyone waiting on Changes. Callers hold v.mu.
+func (v *remoteView) notifyLocked() {
+	close(v.changed)
+	v.changed = make(chan struct{})
+}
+
+func (v *remoteView) peer(p peer.ID) *peerCatalog {
+	pc := v.peers[p]
+	if pc == nil {
+		pc = &peerCatalog{entries: make(map[cid.Cid]Entry)}
+		v.peers[p] = pc
+	}
+	return pc
+}
+
+// Changes returns a channel that is closed at the next change of what
+// Available returns (entries or a provider's online status). Take the
+// channel, read the state, then wait; call again after it fires. Any
+// number of goroutines may wait on it.
+func (s *Service) Changes() <-chan struct{} {
+	s.remote.mu.Lock()
+	defer s.remote.mu.Unlock()
+	return s.remote.changed
+}
+
+func (s *Service) notifyChanged() {
+	s.remote.mu.Lock()
+	s.remote.notifyLocked()
+	s.remote.mu.Unlock()
+}
+
+// replaceCatalog makes entries the complete list of what p publishes.
+func (s *Service) replaceCatalog(p peer.ID, entries []Entry) {
+	if p == s.h.ID() {
+		return
+	}
+	next := make(map[cid.Cid]Entry, len(entries))
+	for _, e := range entries {
+		next[e.CID] = e
+	}
+	v := &s.remote
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	pc := v.peer(p)
+	if entriesEqual(pc.entries, next) {
+		return
+	}
+	pc.entries = next
+	v.notifyLocked()
+}
+
+func entriesEqual(a, b map[cid.Cid]Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, x := range a {
+		y, ok := b[k]
+		if !ok || x.Name != y.Name || x.Size != y.Size || x.SHA256 != y.SHA256 ||
+			x.ChunkSize != y.ChunkSize || !x.Published.Equal(y.Published) {
+			return false
+		}
+	}
+	return true
+}
+
+// snapshot copies the remote entries, leaving our own ID out.
+func (s *Service) snapshot() map[peer.ID][]Entry {
+	v := &s.remote
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make(map[peer.ID][]Entry, len(v.peers))
+	for p, pc := range v.peers {
+		if p == s.h.ID() || len(pc.entries) == 0 {
+			continue
+		}
+		es := make([]Entry, 0, len(pc.entries))
+		for _, e := range pc.entries {
+			es = append(es, e)
+		}
+		out[p] = es
+	}
+	return out
+}
+
+// merged is every remote CID with its providers, unsorted.
+func (s *Service) merged() map[cid.Cid]*Remote {
+	snap := s.snapshot()
+	online := make(map[peer.ID]bool, len(snap))
+	for p := range snap {
+		online[p] = s.online(p) // outside our locks: Online may take the peer table's
+	}
+	type claim struct {
+		ProviderInfo
+		e Entry
+	}
+	claims := make(map[cid.Cid][]claim)
+	for p, es := range snap {
+		for _, e := range es {
+			claims[e.CID] = append(claims[e.CID], claim{ProviderInfo{ID: p, Online: online[p], Name: e.Name}, e})
+		}
+	}
+	out := make(map[cid.Cid]*Remote, len(claims))
+	for c, cl := range claims {
+		slices.SortFunc(cl, func(a, b claim) int {
+			if a.Online != b.Online {
+				if a.Online {
+					return -1
+				}
+				return 1
+			}
+			return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(string(a.ID), string(b.ID)))
+		})
+		r := &Remote{Entry: cl[0].e}
+		for _, x := range cl {
+			r.Providers = append(r.Providers, x.ProviderInfo)
+		}
+		out[c] = r
+	}
+	return out
+}
+
+func sortRemotes(m map[cid.Cid]*Remote, keep func(*Remote) bool) []Remote {
+	out := make([]Remote, 0, len(m))
+	for _, r := range m {
+		if keep == nil || keep(r) {
+			out = append(out, *r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Remote) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.CID.String(), b.CID.String()))
+	})
+	return out
+}
+
+// Available lists what other peers publish, one Remote per CID, sorted by
+// name. Entries of offline providers stay, marked offline. Entries this
+// node itself publishes appear only if another peer publishes them too,
+// and never with this node as a provider.
+func (s *Service) Available() []Remote {
+	return sortRemotes(s.merged(), nil)
+}
+
+// Search returns the Available entries whose name (as any provider gave
+// it) contains text, case-insensitively, or whose CID starts with text.
+func (s *Service) Search(text string) []Remote {
+	lt := strings.ToLower(text)
+	return sortRemotes(s.merged(), func(r *Remote) bool {
+		if strings.HasPrefix(r.CID.String(), text) {
+			return true
+		}
+		for _, p := range r.Providers {
+			if strings.Contains(strings.ToLower(p.Name), lt) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// Resolve finds what `get` should fetch. A CID string resolves to what
+// other peers publish under it, with this node added as a provider if it
+// publishes it too; a well-formed CID nobody announced gives a Remote that
+// carries only the CID and an error wrapping ErrNotFound, so a caller may
+// still look for providers on the DHT. Otherwise the argument is an exact
+// name given by some provider: no match wraps ErrNotFound, several CIDs
+// wrap ErrAmbiguous and list them.
+func (s *Service) Resolve(nameOrCID string) (Remote, error) {
+	m := s.merged()
+	if c, err := cid.Decode(nameOrCID); err == nil {
+		if err := manifest.CheckCID(c); err != nil {
+			return Remote{}, fmt.Errorf("resolve %q: %w", nameOrCID, err)
+		}
+		r, ok := m[c]
+		s.mu.Lock()
+		own := s.index[c]
+		var ownEntry Entry
+		if own != nil {
+			ownEntry = own.entry()
+		}
+		s.mu.Unlock()
+		if own != nil {
+			if !ok {
+				r = &Remote{Entry: ownEntry}
+			}
+			r.Providers = append(r.Providers, ProviderInfo{ID: s.h.ID(), Online: true, Name: ownEntry.Name})
+			ok = true
+		}
+		if ok {
+			return *r, nil
+		}
+		return Remote{Entry: Entry{CID: c}}, fmt.Errorf("resolve %s: %w: no peer has announced it", c, ErrNotFound)
+	}
+	matches := sortRemotes(m, func(r *Remote) bool {
+		for _, p := range r.Providers {
+			if p.Name == nameOrCID {
+				return true
+			}
+		}
+		return false
+	})
+	switch len(matches) {
+	case 0:
+		return Remote{}, fmt.Errorf("resolve %q: %w: no peer publishes that name or CID", nameOrCID, ErrNotFound)
+	case 1:
+		return matches[0], nil
+	}
+	var b strings.Builder
+	for _, r := range matches {
+		fmt.Fprintf(&b, "\n  %s  %d bytes  %d provider(s)", r.CID, r.Size, len(r.Providers))
+	}
+	return Remote{}, fmt.Errorf("resolve %q: %w: %d different files have that name; use a CID:%s",
+		nameOrCID, ErrAmbiguous, len(matches), b.String())
+}
+
+// Providers lists the peers known (from catalogs and announcements) to
+// publish c, online ones first; this node is never included.
+func (s *Service) Providers(c cid.Cid) []peer.ID {
+	r, ok := s.merged()[c]
+	if !ok {
+		return nil
+	}
+	out := make([]peer.ID, len(r.Providers))
+	for i, p := range r.Providers {
+		out[i] = p.ID
+	}
+	return out
+}
