@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 )
 
@@ -91,7 +92,11 @@ func (n *Node) checkPeer(ctx context.Context, id peer.ID, fromEvent bool) {
 		}
 		// The swarm's dial backoff (seconds, growing) would hide a peer that
 		// came back; n.live is the backoff for keepalive dials instead.
-		ctx = network.WithForceDirectDial(ctx, "p2pshare keepalive")
+		// (Not network.WithForceDirectDial: in go-libp2p v0.51 that path
+		// dereferences a nil transport when the swarm closes mid-dial.)
+		if b, ok := n.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+			b.Backoff().Clear(id)
+		}
 	}
 	rtt, err := n.pingOnce(ctx, id)
 	if ctx.Err() != nil {
