@@ -82,6 +82,7 @@ func loadIndex(ctx context.Context, ds datastore.Datastore) (map[cid.Cid]*record
 			continue
 		}
 		rec.cid = c
+		rec.Published = rec.Published.UTC()
 		out[c] = rec
 	}
 	return out, bad, nil

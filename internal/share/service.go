@@ -371,7 +371,7 @@ func (s *Service) publishOne(ctx context.Context, name string) (PublishResult, e
 		ModTime:   fi.ModTime().UnixNano(),
 		SHA256:    m.FileHash[:],
 		ChunkSize: m.ChunkSize,
-		Published: time.Now().Round(0),
+		Published: time.Now().Round(0).UTC(),
 		cid:       c,
 	}
 	var del []cid.Cid
