@@ -1,0 +1,215 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+
+	"github.com/p2pshare/p2pshare/internal/bbsaes"
+	"github.com/p2pshare/p2pshare/internal/manifest"
+	"github.com/p2pshare/p2pshare/internal/proto"
+)
+
+// errBadData marks a provider that sent data that fails verification: a
+// bad chunk, a tampered sealed stream, a wrong header or length. Such a
+// provider is dropped for the rest of the download.
+var errBadData = errors.New("bad data")
+
+// refusedError is a non-OK FetchResponse.
+type refusedError struct {
+	status proto.FetchResponse_Status
+	msg    string
+}
+
+func (e *refusedError) Error() string {
+	if e.msg == "" {
+		return "refused: " + e.status.String()
+	}
+	return fmt.Sprintf("refused: %s (%s)", e.status, e.msg)
+}
+
+// conn is the fetcher's end of one fetch stream.
+type conn struct {
+	st   network.Stream
+	r    *proto.Reader
+	sess *bbsaes.Session
+	peer peer.ID
+	c    cid.Cid
+	stop func() bool // unregisters the ctx watcher
+}
+
+// dial opens a fetch stream to p and runs the handshake. The stream is
+// reset when ctx ends.
+func (s *Service) dial(ctx context.Context, ai peer.AddrInfo, c cid.Cid) (*conn, error) {
+	h := s.cfg.Host
+	if len(ai.Addrs) > 0 {
+		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	}
+	dctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	st, err := h.NewStream(dctx, ai.ID, proto.FetchID)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		st.Reset()
+		return nil, err
+	}
+	st.SetDeadline(time.Now().Add(handshakeTimeout))
+	r := proto.NewReader(st, proto.MaxResponseSize)
+	sess, err := bbsaes.Initiate(dctx, struct {
+		io.Reader
+		io.Writer
+	}{r, st}, bbsaes.Config{
+		ProtocolID:     proto.FetchID,
+		LocalKey:       h.Peerstore().PrivKey(h.ID()),
+		RemotePeer:     st.Conn().RemotePeer(),
+		MinModulusBits: s.cfg.MinModulusBits,
+	})
+	if err != nil {
+		st.Reset()
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	st.SetDeadline(time.Time{})
+	cn := &conn{st: st, r: r, sess: sess, peer: ai.ID, c: c}
+	cn.stop = context.AfterFunc(ctx, func() { st.Reset() })
+	return cn, nil
+}
+
+// close ends the stream politely; reset aborts it.
+func (cn *conn) close() {
+	cn.stop()
+	cn.st.Close()
+}
+
+func (cn *conn) reset() {
+	cn.stop()
+	cn.st.Reset()
+}
+
+func (cn *conn) send(req *proto.FetchRequest) error {
+	cn.st.SetWriteDeadline(time.Now().Add(ioTimeout))
+	return proto.WriteMsg(cn.st, req)
+}
+
+func (cn *conn) requestChunks(first, count int) error {
+	return cn.send(&proto.FetchRequest{Kind: proto.FetchRequest_CHUNKS, Cid: cn.c.Bytes(), FirstChunk: uint64(first), Count: uint32(count)})
+}
+
+// response reads a FetchResponse and opens the sealed stream that follows,
+// checking its header and the announced length.
+func (cn *conn) response(start uint64, wantLen uint64) (*bbsaes.Reader, error) {
+	cn.st.SetReadDeadline(time.Now().Add(ioTimeout))
+	var resp proto.FetchResponse
+	if err := cn.r.ReadMsg(&resp); err != nil {
+		return nil, fmt.Errorf("read response: %w", err)
+	}
+	if resp.GetStatus() != proto.FetchResponse_OK {
+		return nil, &refusedError{resp.GetStatus(), resp.GetMessage()}
+	}
+	if resp.GetLength() != wantLen {
+		return nil, fmt.Errorf("%w: announced %d bytes, want %d", errBadData, resp.GetLength(), wantLen)
+	}
+	sr, err := cn.sess.NewReader(cn.r)
+	if err != nil {
+		return nil, sealErr(err)
+	}
+	h := sr.Header()
+	if !bytes.Equal(h.CID, cn.c.Bytes()) || h.StartChunk != start {
+		return nil, fmt.Errorf("%w: sealed stream header names another CID or chunk", errBadData)
+	}
+	return sr, nil
+}
+
+// sealErr classifies an error from a sealed stream: authentication and
+// format failures are the provider's fault; truncation and I/O errors are a
+// lost connection.
+func sealErr(err error) error {
+	switch {
+	case errors.Is(err, bbsaes.ErrTampered), errors.Is(err, bbsaes.ErrFrameTooLarge),
+		errors.Is(err, bbsaes.ErrBadVersion), errors.Is(err, bbsaes.ErrTrailingData):
+		return fmt.Errorf("%w: %w", errBadData, err)
+	}
+	return err
+}
+
+// finish reads the end of a sealed stream: exactly its final frame, no
+// more plaintext.
+func (cn *conn) finish(sr *bbsaes.Reader) error {
+	cn.st.SetReadDeadline(time.Now().Add(ioTimeout))
+	var one [1]byte
+	n, err := sr.Read(one[:])
+	if n > 0 {
+		return fmt.Errorf("%w: sealed stream longer than announced", errBadData)
+	}
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err == nil {
+		// A zero-length read without EOF: try once more.
+		if n, err = sr.Read(one[:]); n == 0 && errors.Is(err, io.EOF) {
+			return nil
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: sealed stream longer than announced", errBadData)
+		}
+	}
+	return sealErr(err)
+}
+
+// readFull reads len(b) plaintext bytes, refreshing the read deadline.
+func (cn *conn) readFull(sr *bbsaes.Reader, b []byte) error {
+	cn.st.SetReadDeadline(time.Now().Add(ioTimeout))
+	if _, err := io.ReadFull(sr, b); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("%w: sealed stream shorter than announced", errBadData)
+		}
+		return sealErr(err)
+	}
+	return nil
+}
+
+// fetchManifest asks for the manifest and checks it against the CID.
+func (cn *conn) fetchManifest() (*manifest.Manifest, []byte, error) {
+	if err := cn.send(&proto.FetchRequest{Kind: proto.FetchRequest_MANIFEST, Cid: cn.c.Bytes()}); err != nil {
+		return nil, nil, err
+	}
+	cn.st.SetReadDeadline(time.Now().Add(ioTimeout))
+	var resp proto.FetchResponse
+	if err := cn.r.ReadMsg(&resp); err != nil {
+		return nil, nil, fmt.Errorf("read response: %w", err)
+	}
+	if resp.GetStatus() != proto.FetchResponse_OK {
+		return nil, nil, &refusedError{resp.GetStatus(), resp.GetMessage()}
+	}
+	if resp.GetLength() > manifest.MaxSize {
+		return nil, nil, fmt.Errorf("%w: manifest of %d bytes", errBadData, resp.GetLength())
+	}
+	sr, err := cn.sess.NewReader(cn.r)
+	if err != nil {
+		return nil, nil, sealErr(err)
+	}
+	if h := sr.Header(); !bytes.Equal(h.CID, cn.c.Bytes()) || h.StartChunk != 0 {
+		return nil, nil, fmt.Errorf("%w: sealed stream header names another CID", errBadData)
+	}
+	b := make([]byte, resp.GetLength())
+	if err := cn.readFull(sr, b); err != nil {
+		return nil, nil, err
+	}
+	if err := cn.finish(sr); err != nil {
+		return nil, nil, err
+	}
+	m, err := manifest.Verify(cn.c, b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errBadData, err)
+	}
+	return m, b, nil
+}

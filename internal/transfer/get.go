@@ -1,0 +1,625 @@
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/manifest"
+	"github.com/p2pshare/p2pshare/internal/proto"
+)
+
+// GetOptions tunes one download.
+type GetOptions struct {
+	Name     string         // file name to save as (from the catalog); default: the CID string
+	Output   string         // explicit path; it must not exist (ErrExists), never overwritten
+	From     []peer.ID      // only these providers
+	Progress func(Progress) // called about every 100 ms and once at the end, from one goroutine
+}
+
+// Progress is a snapshot of a running download.
+type Progress struct {
+	CID         cid.Cid
+	Name        string
+	Total, Done int64   // bytes
+	Rate        float64 // bytes/s over the last seconds
+	Providers   int     // providers downloading now
+	ETA         time.Duration
+}
+
+// Result describes a finished download.
+type Result struct {
+	Path      string
+	Size      int64
+	SHA256    [32]byte
+	CID       cid.Cid
+	Duration  time.Duration
+	Providers []peer.ID // providers that sent verified chunks (or the manifest)
+	Fetched   int       // chunks fetched and verified by this Get
+	Resumed   int       // chunks already verified on disk when it started
+	Bad       []peer.ID // providers dropped for sending bad data
+}
+
+// Transfer states in Info.State.
+const (
+	StateRunning = "running"
+	StatePaused  = "paused"
+	StateWaiting = "waiting for providers"
+)
+
+// Info describes a running or paused download.
+type Info struct {
+	CID         cid.Cid
+	Name        string
+	Total, Done int64
+	Rate        float64
+	Providers   []peer.ID
+	State       string
+}
+
+// pstate is what a Get knows about one provider.
+type pstate struct {
+	ai     peer.AddrInfo
+	status int
+	served int // verified chunks
+}
+
+const (
+	pPending = iota // found, not started
+	pActive
+	pFailed // disconnected or refused: tried again after the next search
+	pBad    // sent bad data: never again for this file
+)
+
+// workerEvent reports a worker's end.
+type workerEvent struct {
+	p   peer.ID
+	err error
+}
+
+// fatalError is a local failure (disk) that ends the whole Get.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// getter is one running Get.
+type getter struct {
+	s      *Service
+	c      cid.Cid
+	opt    GetOptions
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when Get has returned
+	msem   chan struct{} // one worker fetches the manifest at a time
+	ready  chan struct{} // closed once the manifest and partial are set up
+	perReq int
+
+	mu       sync.Mutex
+	name     string
+	state    string
+	provs    map[peer.ID]*pstate
+	part     *partial
+	sched    *scheduler
+	rate     float64
+	fetched  atomic.Int64 // chunks
+	mfrom    peer.ID      // provider of the manifest
+	startAt  time.Time
+	resumed  int
+	readyOne sync.Once
+}
+
+// Get downloads the file with content ID c, or resumes its partial
+// download. It returns when the file is in place and verified, or when ctx
+// ends (ErrPaused: the partial state is kept) or Cancel stops it
+// (ErrCanceled: the partial state is removed). While no provider is
+// reachable it waits, asking the Finder again with backoff.
+func (s *Service) Get(ctx context.Context, c cid.Cid, opt GetOptions) (*Result, error) {
+	if err := manifest.CheckCID(c); err != nil {
+		return nil, err
+	}
+	if opt.Output != "" {
+		if _, err := os.Lstat(opt.Output); err == nil {
+			return nil, fmt.Errorf("%w: %s", ErrExists, opt.Output)
+		}
+		if fi, err := os.Stat(filepath.Dir(opt.Output)); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("transfer: output directory %s: not a directory", filepath.Dir(opt.Output))
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	g := &getter{
+		s: s, c: c, opt: opt, ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), msem: make(chan struct{}, 1), ready: make(chan struct{}),
+		state: StateRunning, provs: make(map[peer.ID]*pstate), startAt: time.Now(),
+	}
+	key := c.KeyString()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if s.gets[key] != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrInProgress, c)
+	}
+	s.gets[key] = g
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.gets, key)
+		s.mu.Unlock()
+		close(g.done)
+		s.wg.Done()
+	}()
+	return g.run()
+}
+
+func (g *getter) log() *slog.Logger { return g.s.log.With("cid", g.c.String()) }
+
+func (g *getter) run() (*Result, error) {
+	s := g.s
+	dir := partialDir(s.cfg.DownloadDir, g.c)
+	g.name = SanitizeName(g.opt.Name, g.c)
+	if p, done, err := openPartial(dir, g.c); err == nil {
+		if g.opt.Name == "" {
+			g.name = SanitizeName(p.name, g.c)
+		}
+		p.name = g.name
+		g.resumed = p.resumed
+		g.setup(p, done)
+		g.log().Info("resuming download", "verified_chunks", p.resumed, "of", len(done))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		g.log().Warn("discarding unreadable partial download", "dir", dir, "err", err)
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("transfer: remove bad partial download: %w", err)
+		}
+	}
+
+	stopProgress := g.startProgress()
+	err := g.download()
+	var res *Result
+	if err == nil {
+		res, err = g.finish()
+	}
+	stopProgress()
+	if err == nil {
+		return res, nil
+	}
+
+	// Failed, paused or canceled.
+	g.mu.Lock()
+	p := g.part
+	g.mu.Unlock()
+	if errors.Is(context.Cause(g.ctx), ErrCanceled) {
+		if p != nil {
+			p.remove()
+		} else {
+			os.RemoveAll(dir)
+		}
+		return nil, fmt.Errorf("transfer %s: %w", g.c, ErrCanceled)
+	}
+	if p == nil {
+		return nil, err
+	}
+	defer p.close()
+	var fe *fatalError
+	if errors.As(err, &fe) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrExists) {
+		return nil, err
+	}
+	if perr := p.persist(g.sched.snapshot(nil)); perr != nil {
+		return nil, fmt.Errorf("transfer %s: %w (and saving its state failed: %v)", g.c, err, perr)
+	}
+	n, _ := g.sched.progress()
+	return nil, fmt.Errorf("transfer %s: %w: %d of %d chunks kept in %s, get it again to resume: %w",
+		g.c, ErrPaused, n, len(p.m.Chunks), dir, err)
+}
+
+// setup installs the partial download and its scheduler.
+func (g *getter) setup(p *partial, done []bool) {
+	per := g.s.cfg.ChunksPerRequest
+	if per <= 0 {
+		per = min(max(DefaultRequestBytes/p.m.ChunkSize, 1), proto.MaxChunksPerRequest)
+	}
+	g.mu.Lock()
+	g.part = p
+	g.perReq = per
+	g.sched = newScheduler(done, per, p.m.ChunkLen)
+	g.mu.Unlock()
+	g.readyOne.Do(func() { close(g.ready) })
+}
+
+func (g *getter) getSched() *scheduler {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sched
+}
+
+func (g *getter) setState(st string) {
+	g.mu.Lock()
+	g.state = st
+	g.mu.Unlock()
+}
+
+// download runs until every chunk is verified on disk, or ctx ends.
+func (g *getter) download() error {
+	s := g.s
+	if sc := g.getSched(); sc != nil && sc.complete() {
+		return nil
+	}
+	wctx, wcancel := context.WithCancel(g.ctx)
+	defer wcancel()
+
+	allowed := func(p peer.ID) bool {
+		return p != s.cfg.Host.ID() && (len(g.opt.From) == 0 || slices.Contains(g.opt.From, p))
+	}
+	found := make(chan peer.AddrInfo)
+	queryDone := make(chan struct{}, 1)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer wcancel()
+	querying := false
+	query := func() {
+		querying = true
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			defer func() { queryDone <- struct{}{} }()
+			if s.cfg.Finder == nil {
+				return
+			}
+			qctx, cancel := context.WithTimeout(wctx, time.Minute)
+			defer cancel()
+			for ai := range s.cfg.Finder.FindProviders(qctx, g.c) {
+				select {
+				case found <- ai:
+				case <-wctx.Done():
+					return
+				}
+			}
+		}()
+	}
+
+	events := make(chan workerEvent)
+	active := 0
+	var pending []peer.ID
+	start := func(id peer.ID) {
+		ps := g.provs[id]
+		ps.status = pActive
+		active++
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			err := g.work(wctx, ps.ai)
+			events <- workerEvent{id, err}
+		}()
+	}
+	// stop waits for the workers after wctx is cancelled.
+	defer func() {
+		wcancel()
+		for active > 0 {
+			ev := <-events
+			active--
+			g.mu.Lock()
+			if ps := g.provs[ev.p]; ps.status == pActive {
+				ps.status = pFailed
+			}
+			g.mu.Unlock()
+		}
+		for querying {
+			select {
+			case <-queryDone:
+				querying = false
+			case <-found:
+			}
+		}
+	}()
+
+	query()
+	retry := s.cfg.RetryInterval
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	ever := false // a provider was ever started
+	for {
+		g.mu.Lock()
+		for active < s.cfg.MaxProviders && len(pending) > 0 {
+			id := pending[0]
+			pending = pending[1:]
+			if g.provs[id].status == pPending {
+				ever = true
+				start(id)
+			}
+		}
+		g.mu.Unlock()
+		var changed <-chan struct{}
+		ready := g.ready
+		if sc := g.getSched(); sc != nil {
+			changed = sc.wait()
+			if sc.complete() {
+				return nil
+			}
+			ready = nil
+		}
+		if active == 0 && len(pending) == 0 && !querying {
+			g.setState(StateWaiting)
+			if timerC == nil {
+				timer = time.NewTimer(retry)
+				timerC = timer.C
+				retry = min(retry*2, maxRetry)
+			}
+		} else if active > 0 {
+			g.setState(StateRunning)
+		}
+		select {
+		case ai := <-found:
+			if !allowed(ai.ID) {
+				continue
+			}
+			g.mu.Lock()
+			ps := g.provs[ai.ID]
+			if ps == nil {
+				ps = &pstate{ai: ai, status: pFailed}
+				g.provs[ai.ID] = ps
+			}
+			if len(ai.Addrs) > 0 {
+				ps.ai = ai
+			}
+			if ps.status == pFailed {
+				ps.status = pPending
+				pending = append(pending, ai.ID)
+			}
+			g.mu.Unlock()
+		case <-queryDone:
+			querying = false
+		case ev := <-events:
+			active--
+			if err := g.workerEnded(ev); err != nil {
+				return err
+			}
+			if g.provs[ev.p].status != pBad && ev.err == nil {
+				retry = s.cfg.RetryInterval
+			}
+		case <-changed:
+		case <-ready:
+		case <-timerC:
+			timer, timerC = nil, nil
+			query()
+		case <-g.ctx.Done():
+			err := context.Cause(g.ctx)
+			g.mu.Lock()
+			waiting := g.state == StateWaiting
+			g.mu.Unlock()
+			if !ever || waiting {
+				return fmt.Errorf("%w: %w", ErrNoProviders, err)
+			}
+			return err
+		}
+	}
+}
+
+// workerEnded records how a provider's worker ended; a non-nil return is
+// fatal for the Get.
+func (g *getter) workerEnded(ev workerEvent) error {
+	g.mu.Lock()
+	ps := g.provs[ev.p]
+	g.mu.Unlock()
+	var fe *fatalError
+	switch {
+	case ev.err == nil:
+		g.mu.Lock()
+		ps.status = pFailed // done with its share; may rejoin after a search
+		g.mu.Unlock()
+	case errors.As(ev.err, &fe):
+		return fe
+	case errors.Is(ev.err, errBadData) && g.ctx.Err() == nil:
+		g.mu.Lock()
+		ps.status = pBad
+		g.mu.Unlock()
+		g.log().Warn("provider sent bad data; dropped for this file", "peer", ev.p, "err", ev.err)
+	default:
+		g.mu.Lock()
+		ps.status = pFailed
+		g.mu.Unlock()
+		g.log().Info("provider lost", "peer", ev.p, "err", ev.err)
+	}
+	return nil
+}
+
+// work downloads from one provider until nothing is left for it.
+func (g *getter) work(ctx context.Context, ai peer.AddrInfo) (err error) {
+	s := g.s
+	cn, err := s.dial(ctx, ai, g.c)
+	if err != nil {
+		return fmt.Errorf("open fetch stream: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			cn.reset()
+		} else {
+			cn.close()
+		}
+	}()
+	if err := g.ensureManifest(ctx, cn); err != nil {
+		return err
+	}
+	sc := g.getSched()
+	p := g.part
+	buf := s.getBuf(p.m.ChunkSize)
+	defer s.putBuf(buf)
+	var q []*request
+	defer func() {
+		for _, r := range q {
+			sc.release(r)
+		}
+	}()
+	for {
+		changed := sc.wait()
+		for len(q) < s.cfg.Window {
+			r := sc.next(ai.ID, len(q) == 0)
+			if r == nil {
+				break
+			}
+			if err := cn.requestChunks(r.first, r.count); err != nil {
+				sc.release(r)
+				return fmt.Errorf("send request: %w", err)
+			}
+			q = append(q, r)
+		}
+		if len(q) == 0 {
+			if sc.complete() {
+				return nil
+			}
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		r := q[0]
+		err := g.receive(cn, p, sc, r, *buf)
+		q = q[1:]
+		sc.release(r)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// receive reads the answer to r, verifying each chunk before it is written.
+func (g *getter) receive(cn *conn, p *partial, sc *scheduler, r *request, buf []byte) error {
+	m := p.m
+	var want uint64
+	for i := r.first; i < r.first+r.count; i++ {
+		want += uint64(m.ChunkLen(i))
+	}
+	sr, err := cn.response(uint64(r.first), want)
+	if err != nil {
+		return err
+	}
+	for i := r.first; i < r.first+r.count; i++ {
+		b := buf[:m.ChunkLen(i)]
+		if err := cn.readFull(sr, b); err != nil {
+			return fmt.Errorf("chunk %d: %w", i, err)
+		}
+		if !m.VerifyChunk(i, b) {
+			return fmt.Errorf("%w: chunk %d does not match the manifest", errBadData, i)
+		}
+		if sc.isDone(i) {
+			continue // an endgame duplicate that lost
+		}
+		if _, err := p.data.WriteAt(b, m.ChunkOffset(i)); err != nil {
+			return &fatalError{fmt.Errorf("transfer %s: write partial data: %w", g.c, err)}
+		}
+		if sc.markDone(i) {
+			g.fetched.Add(1)
+			g.mu.Lock()
+			g.provs[cn.peer].served++
+			g.mu.Unlock()
+		}
+	}
+	return cn.finish(sr)
+}
+
+// ensureManifest makes sure the manifest and the partial download exist,
+// fetching the manifest from this provider if nobody has yet.
+func (g *getter) ensureManifest(ctx context.Context, cn *conn) error {
+	select {
+	case g.msem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g.msem }()
+	if g.getSched() != nil {
+		return nil
+	}
+	m, mb, err := cn.fetchManifest()
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	p, err := createPartial(partialDir(g.s.cfg.DownloadDir, g.c), g.c, m, mb, g.name)
+	if err != nil {
+		return &fatalError{fmt.Errorf("transfer %s: create partial download: %w", g.c, err)}
+	}
+	g.mu.Lock()
+	g.mfrom = cn.peer
+	g.mu.Unlock()
+	g.setup(p, make([]bool, len(m.Chunks)))
+	return nil
+}
+
+// finish checks the whole file and moves it into place.
+func (g *getter) finish() (*Result, error) {
+	p := g.part
+	if err := p.data.Sync(); err != nil {
+		return nil, &fatalError{fmt.Errorf("transfer %s: sync: %w", g.c, err)}
+	}
+	h := sha256.New()
+	buf := g.s.getBuf(manifest.DefaultChunkSize)
+	_, err := io.CopyBuffer(h, io.NewSectionReader(p.data, 0, p.m.Size), *buf)
+	g.s.putBuf(buf)
+	if err != nil {
+		return nil, &fatalError{fmt.Errorf("transfer %s: read back: %w", g.c, err)}
+	}
+	if [32]byte(h.Sum(nil)) != p.m.FileHash {
+		p.remove()
+		g.mu.Lock()
+		g.part = nil
+		g.mu.Unlock()
+		return nil, fmt.Errorf("transfer %s: %w", g.c, ErrCorrupt)
+	}
+	if err := p.data.Chmod(0o644); err != nil {
+		return nil, &fatalError{err}
+	}
+	dst, exact := g.opt.Output, true
+	if dst == "" {
+		dst, exact = filepath.Join(g.s.cfg.DownloadDir, g.name), false
+	}
+	final, err := place(filepath.Join(p.dir, dataName), dst, exact)
+	if err != nil {
+		// keep the complete partial: a Get with another name finishes at once
+		if perr := p.persist(g.sched.snapshot(nil)); perr != nil {
+			g.log().Warn("save state", "err", perr)
+		}
+		return nil, fmt.Errorf("transfer %s: %w", g.c, err)
+	}
+	if err := p.remove(); err != nil {
+		g.log().Warn("remove partial download", "err", err)
+	}
+	res := &Result{
+		Path: final, Size: p.m.Size, SHA256: p.m.FileHash, CID: g.c,
+		Duration: time.Since(g.startAt), Fetched: int(g.fetched.Load()), Resumed: g.resumed,
+	}
+	g.mu.Lock()
+	for id, ps := range g.provs {
+		switch {
+		case ps.status == pBad:
+			res.Bad = append(res.Bad, id)
+		case ps.served > 0 || id == g.mfrom:
+			res.Providers = append(res.Providers, id)
+		}
+	}
+	g.mu.Unlock()
+	g.log().Info("download complete", "path", final, "bytes", p.m.Size, "fetched", res.Fetched, "resumed", res.Resumed,
+		"providers", len(res.Providers), "bad", len(res.Bad), "duration", res.Duration)
+	return res, nil
+}

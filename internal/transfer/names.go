@@ -1,0 +1,122 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/p2pshare/p2pshare/internal/proto"
+)
+
+// maxNameTries bounds the "name (N).ext" search.
+const maxNameTries = 10000
+
+// SanitizeName returns a safe base file name for a name taken from a
+// catalog: empty, ".", "..", names with a path separator, a NUL or another
+// control character, or longer than proto.MaxNameLen bytes are refused and
+// the CID string is used instead.
+func SanitizeName(name string, c cid.Cid) string {
+	bad := name == "" || name == "." || name == ".." || len(name) > proto.MaxNameLen ||
+		strings.ContainsAny(name, `/\`) || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	if bad {
+		return c.String()
+	}
+	return name
+}
+
+// numbered returns "name (n).ext".
+func numbered(name string, n int) string {
+	ext := filepath.Ext(name)
+	if ext == name { // ".bashrc": no extension
+		ext = ""
+	}
+	return fmt.Sprintf("%s (%d)%s", strings.TrimSuffix(name, ext), n, ext)
+}
+
+// place moves the finished file src into place without ever overwriting:
+// with exact set, to exactly dst (ErrExists if it exists); otherwise to
+// dst, or "dst (1).ext", "dst (2).ext", ... whichever is free first.
+// os.Link fails if the target exists, which makes each try atomic. Across
+// file systems the file is copied to a temporary file in the target
+// directory first. It returns the final path; src is left in place.
+func place(src, dst string, exact bool) (string, error) {
+	dir, name := filepath.Dir(dst), filepath.Base(dst)
+	tmp := ""
+	link := func(target string) error {
+		from := src
+		if tmp != "" {
+			from = tmp
+		}
+		err := os.Link(from, target)
+		if err != nil && tmp == "" && errors.Is(err, syscall.EXDEV) {
+			if tmp, err = copyToTemp(src, dir); err != nil {
+				tmp = ""
+				return err
+			}
+			err = os.Link(tmp, target)
+		}
+		return err
+	}
+	defer func() {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+	}()
+	for n := 0; n < maxNameTries; n++ {
+		target := dst
+		if n > 0 {
+			if exact {
+				break
+			}
+			target = filepath.Join(dir, numbered(name, n))
+		}
+		err := link(target)
+		if err == nil {
+			if err := syncDir(dir); err != nil {
+				return target, err
+			}
+			return target, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+		if exact {
+			return "", fmt.Errorf("%w: %s", ErrExists, dst)
+		}
+	}
+	return "", fmt.Errorf("%w: %s and %d numbered variants", ErrExists, dst, maxNameTries)
+}
+
+// copyToTemp copies src into a new temporary file in dir, fsynced.
+func copyToTemp(src, dir string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(dir, ".p2pshare-*.tmp")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(out.Name(), 0o644)
+	}
+	if err != nil {
+		os.Remove(out.Name())
+		return "", err
+	}
+	return out.Name(), nil
+}

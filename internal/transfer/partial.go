@@ -1,0 +1,300 @@
+package transfer
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/p2pshare/p2pshare/internal/manifest"
+)
+
+// On disk, a download in progress is DownloadDir/.partial/<cid>/:
+//
+//	data   the file being assembled, pre-sized, chunks written at their offsets
+//	state  manifest, name and a bitmap of verified chunks (stateFile below)
+//
+// Invariant: a chunk marked in state is verified and was fsynced in data
+// before that state was written (persist fsyncs data first, then replaces
+// state atomically: temp file, fsync, rename, fsync dir). So after a crash
+// the worst case is verified chunks that state does not mark yet; open
+// re-verifies the unmarked chunks from data instead of fetching them again.
+const (
+	partialDirName = ".partial"
+	dataName       = "data"
+	stateName      = "state"
+	stateMagic     = "p2pt"
+	stateVersion   = 1
+)
+
+// partial is one download's on-disk state.
+type partial struct {
+	dir      string
+	c        cid.Cid
+	m        *manifest.Manifest
+	mbytes   []byte
+	name     string
+	data     *os.File
+	mu       sync.Mutex // serialises persist
+	resumed  int        // chunks found verified on disk when opened
+	lastSave []bool
+}
+
+func partialDir(downloadDir string, c cid.Cid) string {
+	return filepath.Join(downloadDir, partialDirName, c.String())
+}
+
+// stateFile is the decoded content of a state file.
+type stateFile struct {
+	name   string
+	mbytes []byte
+	done   []bool
+}
+
+func encodeState(name string, mbytes []byte, done []bool) []byte {
+	var b bytes.Buffer
+	b.WriteString(stateMagic)
+	b.Write([]byte{stateVersion, 0, 0, 0})
+	binary.Write(&b, binary.BigEndian, uint16(len(name)))
+	b.WriteString(name)
+	binary.Write(&b, binary.BigEndian, uint32(len(mbytes)))
+	b.Write(mbytes)
+	bm := make([]byte, (len(done)+7)/8)
+	for i, d := range done {
+		if d {
+			bm[i/8] |= 1 << (i % 8)
+		}
+	}
+	b.Write(bm)
+	sum := sha256.Sum256(b.Bytes())
+	b.Write(sum[:])
+	return b.Bytes()
+}
+
+var errBadState = errors.New("bad partial download state")
+
+func decodeState(c cid.Cid, b []byte) (*stateFile, *manifest.Manifest, error) {
+	if len(b) < 8+2+4+sha256.Size {
+		return nil, nil, errBadState
+	}
+	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {
+		return nil, nil, fmt.Errorf("%w: checksum", errBadState)
+	}
+	if string(body[:4]) != stateMagic || body[4] != stateVersion {
+		return nil, nil, fmt.Errorf("%w: unknown format", errBadState)
+	}
+	body = body[8:]
+	nl := int(binary.BigEndian.Uint16(body))
+	body = body[2:]
+	if len(body) < nl+4 {
+		return nil, nil, errBadState
+	}
+	st := &stateFile{name: string(body[:nl])}
+	body = body[nl:]
+	ml := int(binary.BigEndian.Uint32(body))
+	body = body[4:]
+	if len(body) < ml {
+		return nil, nil, errBadState
+	}
+	st.mbytes = body[:ml]
+	body = body[ml:]
+	m, err := manifest.Verify(c, st.mbytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errBadState, err)
+	}
+	n := len(m.Chunks)
+	if len(body) != (n+7)/8 {
+		return nil, nil, fmt.Errorf("%w: bitmap length", errBadState)
+	}
+	st.done = make([]bool, n)
+	for i := range st.done {
+		st.done[i] = body[i/8]&(1<<(i%8)) != 0
+	}
+	return st, m, nil
+}
+
+// readState reads a partial download's state file.
+func readState(dir string, c cid.Cid) (*stateFile, *manifest.Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateName))
+	if err != nil {
+		return nil, nil, err
+	}
+	return decodeState(c, b)
+}
+
+// createPartial starts a new partial download with a verified manifest.
+func createPartial(dir string, c cid.Cid, m *manifest.Manifest, mbytes []byte, name string) (*partial, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, dataName), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(m.Size); err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &partial{dir: dir, c: c, m: m, mbytes: mbytes, name: name, data: f}
+	if err := p.persist(make([]bool, len(m.Chunks))); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// openPartial reopens a partial download. Chunks the state marks are
+// trusted (they were fsynced before being marked); the others are
+// re-verified from the data file, so a verified chunk whose mark was lost
+// in a crash is not fetched again. It returns the done bitmap.
+func openPartial(dir string, c cid.Cid) (*partial, []bool, error) {
+	st, m, err := readState(dir, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, dataName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if fi.Size() != m.Size {
+		if err := f.Truncate(m.Size); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+	}
+	p := &partial{dir: dir, c: c, m: m, mbytes: st.mbytes, name: st.name, data: f}
+	done := st.done
+	if err := p.reverify(done); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	for _, d := range done {
+		if d {
+			p.resumed++
+		}
+	}
+	if err := p.persist(done); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return p, done, nil
+}
+
+// reverify hashes the unmarked chunks of the data file, in parallel, and
+// marks those that verify. Chunks that are holes in a sparse file are
+// skipped without reading where the system can tell.
+func (p *partial) reverify(done []bool) error {
+	todo := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, p.m.ChunkSize)
+			for i := range todo {
+				b := buf[:p.m.ChunkLen(i)]
+				if _, err := p.data.ReadAt(b, p.m.ChunkOffset(i)); err != nil && !errors.Is(err, io.EOF) {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, err)
+					mu.Unlock()
+					continue
+				}
+				if p.m.VerifyChunk(i, b) {
+					done[i] = true // distinct indexes: no race
+				}
+			}
+		}()
+	}
+	for i, d := range done {
+		if !d && !isHole(p.data, p.m.ChunkOffset(i), int64(p.m.ChunkLen(i))) {
+			todo <- i
+		}
+	}
+	close(todo)
+	wg.Wait()
+	return firstErr
+}
+
+func cmpErr(old, err error) error {
+	if old != nil {
+		return old
+	}
+	return err
+}
+
+// persist records done as the verified chunks: data is fsynced first, so
+// every chunk the new state marks is on disk, then state is replaced
+// atomically. done must only mark chunks whose WriteAt has returned.
+func (p *partial) persist(done []bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.data.Sync(); err != nil {
+		return fmt.Errorf("sync partial data: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(p.dir, stateName), encodeState(p.name, p.mbytes, done)); err != nil {
+		return err
+	}
+	p.lastSave = append(p.lastSave[:0], done...)
+	return nil
+}
+
+// writeFileAtomic replaces path with b: temp file, fsync, rename, fsync dir.
+func writeFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && runtime.GOOS != "windows" {
+		return err
+	}
+	return nil
+}
+
+func (p *partial) close() error { return p.data.Close() }
+
+// remove deletes the partial download.
+func (p *partial) remove() error {
+	p.data.Close()
+	return os.RemoveAll(p.dir)
+}

@@ -1,0 +1,90 @@
+package transfer
+
+import (
+	"sync"
+	"time"
+)
+
+// progressInterval is how often GetOptions.Progress is called.
+const progressInterval = 100 * time.Millisecond
+
+// rateWindow is the span the transfer rate is measured over.
+const rateWindow = 3 * time.Second
+
+type sample struct {
+	t     time.Time
+	bytes int64
+}
+
+// startProgress starts the goroutine that measures the rate and calls
+// opt.Progress; the returned func makes the final call and stops it.
+func (g *getter) startProgress() (stop func()) {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(progressInterval)
+		defer t.Stop()
+		var samples []sample
+		for {
+			final := false
+			select {
+			case <-t.C:
+			case <-quit:
+				final = true
+			}
+			g.report(&samples, final)
+			if final {
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		wg.Wait()
+	}
+}
+
+// report takes one progress sample and passes it on.
+func (g *getter) report(samples *[]sample, final bool) {
+	sc := g.getSched()
+	now := time.Now()
+	var total, done int64
+	g.mu.Lock()
+	if g.part != nil {
+		total = g.part.m.Size
+	}
+	active := 0
+	for _, ps := range g.provs {
+		if ps.status == pActive {
+			active++
+		}
+	}
+	name := g.name
+	g.mu.Unlock()
+	if sc != nil {
+		_, done = sc.progress()
+	}
+	*samples = append(*samples, sample{now, done})
+	for len(*samples) > 1 && now.Sub((*samples)[0].t) > rateWindow {
+		*samples = (*samples)[1:]
+	}
+	var rate float64
+	if s0 := (*samples)[0]; now.Sub(s0.t) > 0 {
+		rate = float64(done-s0.bytes) / now.Sub(s0.t).Seconds()
+	}
+	g.mu.Lock()
+	g.rate = rate
+	g.mu.Unlock()
+	if g.opt.Progress == nil {
+		return
+	}
+	p := Progress{CID: g.c, Name: name, Total: total, Done: done, Rate: rate, Providers: active}
+	if rate > 0 && total > done {
+		p.ETA = time.Duration(float64(total-done) / rate * float64(time.Second))
+	}
+	if final || sc != nil || p.Providers > 0 {
+		g.opt.Progress(p)
+	}
+}

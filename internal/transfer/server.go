@@ -1,0 +1,268 @@
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/bbsaes"
+	"github.com/p2pshare/p2pshare/internal/manifest"
+	"github.com/p2pshare/p2pshare/internal/proto"
+)
+
+// errVerify is a server-side chunk that no longer matches its manifest.
+var errVerify = errors.New("chunk does not match the manifest (file changed on disk)")
+
+// handle serves one fetch stream: handshake, then requests in order until
+// the fetcher closes its side. Any error resets the stream.
+func (s *Service) handle(st network.Stream) {
+	remote := st.Conn().RemotePeer()
+	if err := s.handleStream(st, remote); err != nil {
+		s.log.Debug("fetch stream ended", "peer", remote, "err", err)
+		st.Reset()
+		return
+	}
+	st.Close()
+}
+
+func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
+	s.mu.Lock()
+	if s.closed || s.serving[remote] >= maxServerStreamsPerPeer {
+		busy := !s.closed
+		s.mu.Unlock()
+		if busy {
+			return fmt.Errorf("more than %d fetch streams from one peer", maxServerStreamsPerPeer)
+		}
+		return ErrClosed
+	}
+	s.serving[remote]++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.serving[remote]--; s.serving[remote] == 0 {
+			delete(s.serving, remote)
+		}
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		return fmt.Errorf("attach to resource manager service: %w", err)
+	}
+	// The read buffer; chunk buffers are reserved per request below.
+	if err := st.Scope().ReserveMemory(proto.ReadBufferSize, network.ReservationPriorityHigh); err != nil {
+		return fmt.Errorf("reserve memory: %w", err)
+	}
+	defer st.Scope().ReleaseMemory(proto.ReadBufferSize)
+
+	st.SetDeadline(time.Now().Add(handshakeTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	r := proto.NewReader(st, proto.MaxRequestSize)
+	sess, err := bbsaes.Respond(ctx, struct {
+		io.Reader
+		io.Writer
+	}{r, st}, bbsaes.Config{
+		ProtocolID: proto.FetchID,
+		LocalKey:   s.cfg.Host.Peerstore().PrivKey(s.cfg.Host.ID()),
+		RemotePeer: remote,
+		BBSKey:     s.cfg.BBSKey,
+		// tests only: lets a test key smaller than 2048 bits be offered
+		MinModulusBits: s.cfg.MinModulusBits,
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	st.SetDeadline(time.Time{})
+
+	var w io.Writer = st
+	if s.tapWire != nil {
+		w = s.tapWire(remote, st)
+	}
+	srv := &server{s: s, st: st, w: w, sess: sess, remote: remote}
+	defer srv.release()
+	for {
+		st.SetReadDeadline(time.Now().Add(idleTimeout))
+		var req proto.FetchRequest
+		if err := r.ReadMsg(&req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil // the fetcher is done
+			}
+			return fmt.Errorf("read request: %w", err)
+		}
+		if err := srv.serve(&req); err != nil {
+			return err
+		}
+	}
+}
+
+// server is the state of one fetch stream on the serving side.
+type server struct {
+	s        *Service
+	st       network.Stream
+	w        io.Writer
+	sess     *bbsaes.Session
+	remote   peer.ID
+	buf      *[]byte
+	reserved int
+}
+
+func (v *server) release() {
+	if v.buf != nil {
+		v.s.putBuf(v.buf)
+	}
+	if v.reserved > 0 {
+		v.st.Scope().ReleaseMemory(v.reserved)
+	}
+}
+
+// chunkBuf returns a buffer of n bytes, reserved with the resource manager.
+func (v *server) chunkBuf(n int) ([]byte, error) {
+	if n > v.reserved {
+		if err := v.st.Scope().ReserveMemory(n-v.reserved, network.ReservationPriorityHigh); err != nil {
+			return nil, fmt.Errorf("reserve memory: %w", err)
+		}
+		v.reserved = n
+	}
+	if v.buf == nil || cap(*v.buf) < n {
+		if v.buf != nil {
+			v.s.putBuf(v.buf)
+		}
+		v.buf = v.s.getBuf(n)
+	}
+	return (*v.buf)[:n], nil
+}
+
+// respond writes a FetchResponse.
+func (v *server) respond(status proto.FetchResponse_Status, msg string, length uint64) error {
+	v.st.SetWriteDeadline(time.Now().Add(ioTimeout))
+	return proto.WriteMsg(v.w, &proto.FetchResponse{Status: status, Message: msg, Length: length})
+}
+
+// serve answers one request. A returned error ends (resets) the stream;
+// refusals are answered and keep it open.
+func (v *server) serve(req *proto.FetchRequest) error {
+	c, err := cid.Cast(req.GetCid())
+	if err != nil || manifest.CheckCID(c) != nil {
+		return v.respond(proto.FetchResponse_BAD_REQUEST, "bad content ID", 0)
+	}
+	m, f, err := v.s.cfg.Source.Open(c)
+	if err != nil {
+		if isChanged(err) {
+			return v.respond(proto.FetchResponse_CHANGED, "file changed since it was published", 0)
+		}
+		return v.respond(proto.FetchResponse_NOT_SERVED, "not published", 0)
+	}
+	defer f.Close()
+	switch req.GetKind() {
+	case proto.FetchRequest_MANIFEST:
+		return v.sendManifest(c, m)
+	case proto.FetchRequest_CHUNKS:
+		first, count := req.GetFirstChunk(), uint64(req.GetCount())
+		if count == 0 || count > proto.MaxChunksPerRequest || first >= uint64(len(m.Chunks)) || first+count > uint64(len(m.Chunks)) {
+			return v.respond(proto.FetchResponse_BAD_REQUEST, "chunk range out of bounds", 0)
+		}
+		return v.sendChunks(c, m, f, int(first), int(count))
+	default:
+		return v.respond(proto.FetchResponse_BAD_REQUEST, "unknown request kind", 0)
+	}
+}
+
+func isChanged(err error) bool {
+	var ch interface{ Changed() bool }
+	return errors.As(err, &ch) && ch.Changed()
+}
+
+func (v *server) sendManifest(c cid.Cid, m *manifest.Manifest) error {
+	b := m.Marshal()
+	if err := v.respond(proto.FetchResponse_OK, "", uint64(len(b))); err != nil {
+		return err
+	}
+	sw, err := v.sess.NewWriter(v.w, bbsaes.Header{CID: c.Bytes(), StartChunk: 0})
+	if err != nil {
+		return err
+	}
+	v.st.SetWriteDeadline(time.Now().Add(ioTimeout))
+	if _, err := sw.Write(b); err != nil {
+		return err
+	}
+	return sw.Close()
+}
+
+// sendChunks reads each chunk, verifies it against the manifest and only
+// then seals and writes it. The first chunk is verified before the answer
+// so a changed file is answered CHANGED; a later chunk that fails
+// verification resets the stream (its answer is already under way).
+func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, count int) error {
+	buf, err := v.chunkBuf(m.ChunkSize)
+	if err != nil {
+		v.respond(proto.FetchResponse_BUSY, "out of memory", 0)
+		return err
+	}
+	read := func(i int) ([]byte, error) {
+		b := buf[:m.ChunkLen(i)]
+		if _, err := f.ReadAt(b, m.ChunkOffset(i)); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, errVerify // the file shrank
+			}
+			return nil, err
+		}
+		if sha256.Sum256(b) != m.Chunks[i] {
+			return nil, errVerify
+		}
+		if v.s.corrupt != nil {
+			v.s.corrupt(i, b)
+		}
+		return b, nil
+	}
+	b, err := read(first)
+	if err != nil {
+		if errors.Is(err, errVerify) {
+			v.s.log.Warn("published file changed on disk; not serving it", "cid", c, "chunk", first)
+			return v.respond(proto.FetchResponse_CHANGED, "file changed since it was published", 0)
+		}
+		v.s.log.Warn("read published file", "cid", c, "err", err)
+		return v.respond(proto.FetchResponse_INTERNAL, "read error", 0)
+	}
+	var length uint64
+	for i := first; i < first+count; i++ {
+		length += uint64(m.ChunkLen(i))
+	}
+	if err := v.respond(proto.FetchResponse_OK, "", length); err != nil {
+		return err
+	}
+	sw, err := v.sess.NewWriter(v.w, bbsaes.Header{CID: c.Bytes(), StartChunk: uint64(first)})
+	if err != nil {
+		return err
+	}
+	for i := first; i < first+count; i++ {
+		if i > first {
+			if b, err = read(i); err != nil {
+				if errors.Is(err, errVerify) {
+					v.s.log.Warn("published file changed on disk; not serving it", "cid", c, "chunk", i)
+				}
+				return fmt.Errorf("chunk %d: %w", i, err)
+			}
+		}
+		v.st.SetWriteDeadline(time.Now().Add(ioTimeout))
+		if _, err := sw.Write(b); err != nil {
+			return fmt.Errorf("write chunk %d: %w", i, err)
+		}
+	}
+	if err := sw.Close(); err != nil {
+		return err
+	}
+	if v.s.onServe != nil {
+		v.s.onServe(v.remote, first, count)
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+// Package transfer is p2pshare's file transfer: the /p2pshare/fetch/1
+// protocol server, which serves the chunks of published files, and the
+// fetcher, which downloads a content ID from several providers at once,
+// verifies every chunk against the manifest before it is kept, survives
+// providers that vanish or misbehave, and resumes interrupted downloads
+// from their on-disk state.
+//
+// Every file byte crosses the network inside an internal/bbsaes sealed
+// stream. The package does not find providers (Finder does: DHT and
+// announcements, wired by cmd/node) and does not decide what is published
+// (Source does: internal/share).
+//
+// Wire protocol, on one libp2p stream per provider: the fetcher runs
+// bbsaes.Initiate, the server bbsaes.Respond; then the fetcher pipelines
+// FetchRequests (MANIFEST, or CHUNKS first..first+count) and the server
+// answers each in order with a FetchResponse and, when the status is OK,
+// one sealed stream whose header names the CID and first chunk and whose
+// plaintext is exactly `length` bytes.
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/bbsaes"
+	"github.com/p2pshare/p2pshare/internal/manifest"
+	"github.com/p2pshare/p2pshare/internal/proto"
+)
+
+// ServiceName is the resource manager service the fetch streams belong to.
+const ServiceName = "p2pshare.fetch"
+
+// Defaults for the tunables in Config.
+const (
+	DefaultWindow       = 4       // requests in flight per provider
+	DefaultMaxProviders = 8       // providers downloading one file at once
+	DefaultRequestBytes = 4 << 20 // bytes asked for in one request
+	DefaultRetry        = 3 * time.Second
+	maxRetry            = 30 * time.Second
+	// maxServerStreamsPerPeer bounds the fetch streams one peer may have
+	// open at this node; more are reset.
+	maxServerStreamsPerPeer = 4
+	// ioTimeout bounds every read and write on a fetch stream.
+	ioTimeout = 30 * time.Second
+	// idleTimeout is how long a server waits for the next request.
+	idleTimeout = 2 * time.Minute
+	// handshakeTimeout bounds the bbsaes handshake.
+	handshakeTimeout = 20 * time.Second
+)
+
+// Errors callers branch on.
+var (
+	// ErrNoProviders: no provider could be found or reached and ctx ended
+	// before one appeared (the partial download, if any, is kept).
+	ErrNoProviders = errors.New("transfer: no providers")
+	// ErrCanceled: the transfer was stopped by Cancel; its partial data is
+	// removed.
+	ErrCanceled = errors.New("transfer: canceled")
+	// ErrExists: the explicit output path already exists; nothing is
+	// overwritten.
+	ErrExists = errors.New("transfer: output file exists")
+	// ErrPaused: ctx ended during a download; its partial state is kept on
+	// disk and a later Get of the same CID resumes it.
+	ErrPaused = errors.New("transfer: paused")
+	// ErrInProgress: a Get of the same CID is already running.
+	ErrInProgress = errors.New("transfer: already downloading")
+	// ErrNotFound: Cancel of a CID that is neither running nor paused.
+	ErrNotFound = errors.New("transfer: no such transfer")
+	// ErrCorrupt: every chunk verified but the whole file does not match
+	// the manifest's SHA-256 (the manifest itself is inconsistent).
+	ErrCorrupt = errors.New("transfer: file does not match its manifest")
+	// ErrClosed: the Service is closed.
+	ErrClosed = errors.New("transfer: service closed")
+)
+
+// Source is what the server serves: the published files (share.Service).
+// Open returns the file's manifest and an open file the server reads and
+// closes. Any error is answered NOT_SERVED, except an error that has a
+// method `Changed() bool` returning true (anywhere in its chain), which is
+// answered CHANGED (the file changed on disk since it was published).
+type Source interface {
+	Open(c cid.Cid) (*manifest.Manifest, *os.File, error)
+}
+
+// Finder finds providers of a CID (DHT and announced providers). The
+// channel closes when the search ends; Get asks again later when it runs
+// out of providers.
+type Finder interface {
+	FindProviders(ctx context.Context, c cid.Cid) <-chan peer.AddrInfo
+}
+
+// Config configures a Service.
+type Config struct {
+	Host   host.Host
+	Source Source // nil: serve nothing
+	BBSKey *bbsaes.Key
+	Finder Finder
+	// DownloadDir receives finished files; partial downloads live under
+	// DownloadDir/.partial/<cid>/. Required.
+	DownloadDir string
+	Logger      *slog.Logger
+
+	// Tunables; zero means the default.
+	Window           int           // requests in flight per provider
+	MaxProviders     int           // providers used at once for one file
+	ChunksPerRequest int           // default: DefaultRequestBytes worth, at most proto.MaxChunksPerRequest
+	RetryInterval    time.Duration // first wait before asking the Finder again
+	// MinModulusBits is the smallest BBS modulus accepted from a server
+	// (bbsaes.Config.MinModulusBits). Tests only: production leaves it 0,
+	// the bbsaes default (2048 bits).
+	MinModulusBits int
+}
+
+// Service serves the fetch protocol and runs downloads.
+type Service struct {
+	cfg  Config
+	log  *slog.Logger
+	bufs sync.Pool // *[]byte chunk buffers (server and fetcher)
+
+	mu      sync.Mutex
+	closed  bool
+	gets    map[string]*getter // running downloads by CID key
+	serving map[peer.ID]int    // open fetch streams per peer
+	wg      sync.WaitGroup     // handlers and Gets
+
+	// test hooks, set only by tests before use
+	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
+	corrupt func(chunk int, data []byte)           // applied after the server verified a chunk
+	tapWire func(p peer.ID, w io.Writer) io.Writer // wraps the server's stream writer
+}
+
+// New creates the service and registers the fetch handler on the host.
+// Partial downloads found on disk are listed by Transfers as paused; they
+// resume when Get is called for their CID.
+func New(cfg Config) (*Service, error) {
+	if cfg.Host == nil {
+		return nil, errors.New("transfer: Config.Host is nil")
+	}
+	if cfg.DownloadDir == "" {
+		return nil, errors.New("transfer: Config.DownloadDir is empty")
+	}
+	if cfg.Source != nil && cfg.BBSKey == nil {
+		return nil, errors.New("transfer: serving needs Config.BBSKey")
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.MaxProviders <= 0 {
+		cfg.MaxProviders = DefaultMaxProviders
+	}
+	if cfg.ChunksPerRequest > proto.MaxChunksPerRequest {
+		cfg.ChunksPerRequest = proto.MaxChunksPerRequest
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = DefaultRetry
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DownloadDir, partialDirName), 0o700); err != nil {
+		return nil, fmt.Errorf("transfer: %w", err)
+	}
+	s := &Service{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "transfer"),
+		gets:    make(map[string]*getter),
+		serving: make(map[peer.ID]int),
+	}
+	if cfg.Source != nil {
+		cfg.Host.SetStreamHandler(proto.FetchID, s.handle)
+	}
+	return s, nil
+}
+
+// Close stops serving and pauses every running download (their partial
+// state stays on disk), waiting for them to return.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for _, g := range s.gets {
+		g.cancel(ErrClosed)
+	}
+	s.mu.Unlock()
+	if s.cfg.Source != nil {
+		s.cfg.Host.RemoveStreamHandler(proto.FetchID)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// getBuf returns a buffer of at least n bytes from the pool.
+func (s *Service) getBuf(n int) *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, max(n, manifest.DefaultChunkSize))
+	return &b
+}
+
+func (s *Service) putBuf(b *[]byte) {
+	if cap(*b) <= manifest.MaxChunkSize {
+		s.bufs.Put(b)
+	}
+}

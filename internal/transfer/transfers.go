@@ -1,0 +1,94 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Transfers lists running downloads and paused ones (partial downloads on
+// disk that no Get is running).
+func (s *Service) Transfers() []Info {
+	var out []Info
+	running := make(map[string]bool)
+	s.mu.Lock()
+	gets := make([]*getter, 0, len(s.gets))
+	for k, g := range s.gets {
+		gets = append(gets, g)
+		running[k] = true
+	}
+	s.mu.Unlock()
+	for _, g := range gets {
+		out = append(out, g.info())
+	}
+	ents, _ := os.ReadDir(filepath.Join(s.cfg.DownloadDir, partialDirName))
+	for _, e := range ents {
+		c, err := cid.Decode(e.Name())
+		if err != nil || !e.IsDir() || running[c.KeyString()] {
+			continue
+		}
+		st, m, err := readState(filepath.Join(s.cfg.DownloadDir, partialDirName, e.Name()), c)
+		if err != nil {
+			continue
+		}
+		var done int64
+		for i, d := range st.done {
+			if d {
+				done += int64(m.ChunkLen(i))
+			}
+		}
+		out = append(out, Info{CID: c, Name: SanitizeName(st.name, c), Total: m.Size, Done: done, State: StatePaused})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CID.String() < out[j].CID.String() })
+	return out
+}
+
+func (g *getter) info() Info {
+	sc := g.getSched()
+	g.mu.Lock()
+	in := Info{CID: g.c, Name: g.name, Rate: g.rate, State: g.state}
+	if g.part != nil {
+		in.Total = g.part.m.Size
+	}
+	var ps []peer.ID
+	for id, p := range g.provs {
+		if p.status == pActive {
+			ps = append(ps, id)
+		}
+	}
+	g.mu.Unlock()
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	in.Providers = ps
+	if sc != nil {
+		_, in.Done = sc.progress()
+	}
+	return in
+}
+
+// Cancel stops the running download of c (its Get returns ErrCanceled) and
+// removes its partial data; for a paused download it removes the partial
+// data. ErrNotFound if there is neither.
+func (s *Service) Cancel(c cid.Cid) error {
+	s.mu.Lock()
+	g := s.gets[c.KeyString()]
+	s.mu.Unlock()
+	if g != nil {
+		g.cancel(ErrCanceled)
+		<-g.done
+		return nil
+	}
+	dir := partialDir(s.cfg.DownloadDir, c)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrNotFound, c)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("transfer: cancel %s: %w", c, err)
+	}
+	return nil
+}
