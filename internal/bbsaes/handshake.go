@@ -266,10 +266,12 @@ func readMessage(r io.Reader) ([]byte, error) {
 	return body, nil
 }
 
-// ioErr marks an end of input inside a message as truncation.
+// ioErr marks an end of input inside a message, header or frame as
+// truncation. It deliberately does not wrap io.EOF, so that
+// errors.Is(err, io.EOF) never mistakes a truncated stream for a clean end.
 func ioErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: %w", ErrTruncated, err)
+		return fmt.Errorf("%w: %w", ErrTruncated, io.ErrUnexpectedEOF)
 	}
 	return err
 }

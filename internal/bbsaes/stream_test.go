@@ -285,6 +285,9 @@ func TestTampering(t *testing.T) {
 				if !errors.Is(err, c.want) {
 					t.Fatalf("got %v, want %v", err, c.want)
 				}
+				if c.want != io.EOF && errors.Is(err, io.EOF) {
+					t.Fatalf("%v also matches io.EOF: a caller could take it for a clean end", err)
+				}
 				plain := data
 				if c.plain != nil {
 					plain = c.plain
