@@ -1,0 +1,381 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// providers starts n serving nodes that all publish data.
+func providers(t *testing.T, n int, data []byte) ([]*node, []peer.AddrInfo, cid.Cid) {
+	var nodes []*node
+	var ais []peer.AddrInfo
+	var c cid.Cid
+	for range n {
+		s := newNode(t)
+		c = s.publish(t, "f.bin", data, testChunk)
+		nodes = append(nodes, s)
+		ais = append(ais, addrInfo(s.h))
+	}
+	return nodes, ais, c
+}
+
+func smallRequests(c *Config) { c.ChunksPerRequest = 2; c.Window = 2 }
+
+func TestGetFailover(t *testing.T) {
+	data := pattern(128*testChunk, 10)
+	srvs, ais, c := providers(t, 3, data)
+	logs := make([]*servedLog, 3)
+	for i := range srvs {
+		logs[i] = &servedLog{}
+		srvs[i].svc.onServe = logs[i].hook(nil)
+	}
+	victim := srvs[0]
+	killed := make(chan struct{})
+	var once sync.Once
+	victim.svc.onServe = logs[0].hook(func(total int) {
+		if total >= 6 {
+			once.Do(func() {
+				go func() {
+					victim.h.Close()
+					close(killed)
+				}()
+			})
+		}
+	})
+	cli := newNode(t, smallRequests)
+	cli.fnd.set(ais...)
+	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "f.bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res.Path, data)
+	select {
+	case <-killed:
+	default:
+		t.Fatal("the victim was not killed during the download")
+	}
+	if n := logs[0].count(); n < 6 || n >= 128 {
+		t.Errorf("the killed provider served %d chunks, want some but not all", n)
+	}
+	if others := logs[1].count() + logs[2].count(); others < 128-logs[0].count() {
+		t.Errorf("the others served %d chunks, too few to complete", others)
+	}
+	if res.Fetched != 128 || len(res.Bad) != 0 {
+		t.Errorf("fetched %d, bad %v", res.Fetched, res.Bad)
+	}
+}
+
+func TestGetBadProvider(t *testing.T) {
+	data := pattern(256*testChunk, 11)
+	srvs, ais, c := providers(t, 3, data)
+	bad := srvs[2]
+	// Corrupt after the server's own verification, as a malicious or
+	// broken peer would.
+	bad.svc.corrupt = func(_ int, b []byte) { b[len(b)/2] ^= 0x10 }
+	cli := newNode(t, func(c *Config) { c.ChunksPerRequest = 4; c.Window = 2 })
+	cli.fnd.set(ais...)
+	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "f.bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res.Path, data)
+	if !slices.Equal(res.Bad, []peer.ID{bad.h.ID()}) {
+		t.Errorf("bad providers %v, want [%s]", res.Bad, bad.h.ID())
+	}
+	if slices.Contains(res.Providers, bad.h.ID()) {
+		t.Errorf("the bad provider is listed among the good ones: %v", res.Providers)
+	}
+}
+
+// gated makes a server stop answering after it served `after` chunks, until
+// the returned release func is called (also called at cleanup).
+func gated(t *testing.T, n *node, log *servedLog, after int) (release func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	n.svc.onServe = log.hook(func(total int) {
+		if total >= after {
+			<-ch
+		}
+	})
+	t.Cleanup(release) // runs before the service's Close, which waits for handlers
+	return release
+}
+
+func TestResume(t *testing.T) {
+	const total = 64
+	data := pattern(total*testChunk, 12)
+	srv := newNode(t)
+	c := srv.publish(t, "r.bin", data, testChunk)
+	var served servedLog
+	release := gated(t, srv, &served, 16)
+	ais := []peer.AddrInfo{addrInfo(srv.h)}
+
+	dl := filepath.Join(t.TempDir(), "downloads")
+	cli := newNode(t, smallRequests, func(c *Config) { c.DownloadDir = dl })
+	cli.fnd.set(ais...)
+	ctx, cancel := context.WithCancel(ctxT(t, time.Minute))
+	_, err := cli.svc.Get(ctx, c, GetOptions{Name: "r.bin", Progress: func(p Progress) {
+		if p.Done >= 16*testChunk {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, ErrPaused) {
+		t.Fatalf("cancelled Get: %v, want ErrPaused", err)
+	}
+	dir := partialDir(dl, c)
+	st, _, err := readState(dir, c)
+	if err != nil {
+		t.Fatalf("partial state: %v", err)
+	}
+	var before []int
+	for i, d := range st.done {
+		if d {
+			before = append(before, i)
+		}
+	}
+	if len(before) < 16 || len(before) == total {
+		t.Fatalf("%d chunks verified before the pause", len(before))
+	}
+	tr := cli.svc.Transfers()
+	if len(tr) != 1 || tr[0].State != StatePaused || tr[0].Done != int64(len(before))*testChunk || tr[0].Name != "r.bin" {
+		t.Fatalf("Transfers() = %+v, want one paused transfer", tr)
+	}
+	if _, err := os.Stat(filepath.Join(dl, "r.bin")); !os.IsNotExist(err) {
+		t.Fatal("an interrupted download left a file under its final name")
+	}
+
+	// Simulate a crash that lost the last bitmap update: the last two
+	// verified chunks are on disk but not marked. They must be re-verified
+	// from the data file, not fetched again.
+	lost := before[len(before)-2:]
+	for _, i := range lost {
+		st.done[i] = false
+	}
+	if err := writeFileAtomic(filepath.Join(dir, stateName), encodeState(st.name, st.mbytes, st.done)); err != nil {
+		t.Fatal(err)
+	}
+
+	// "Restart": a new node with the same download folder.
+	release()
+	cli.svc.Close()
+	cli2 := newNode(t, smallRequests, func(c *Config) { c.DownloadDir = dl })
+	cli2.fnd.set(ais...)
+	if tr := cli2.svc.Transfers(); len(tr) != 1 || tr[0].State != StatePaused {
+		t.Fatalf("after restart Transfers() = %+v, want the paused transfer", tr)
+	}
+	served.mu.Lock()
+	served.chunks, served.total = nil, 0
+	served.mu.Unlock()
+	res, err := cli2.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res.Path, data)
+	if res.Path != filepath.Join(dl, "r.bin") {
+		t.Errorf("resumed download saved as %s, want the name from the state", res.Path)
+	}
+	if res.Resumed != len(before) || res.Fetched != total-len(before) {
+		t.Errorf("resumed %d fetched %d, want %d and %d", res.Resumed, res.Fetched, len(before), total-len(before))
+	}
+	served.mu.Lock()
+	defer served.mu.Unlock()
+	for i := range total {
+		want := 1
+		if slices.Contains(before, i) {
+			want = 0
+		}
+		if served.chunks[i] != want {
+			t.Errorf("chunk %d served %d times after resume, want %d", i, served.chunks[i], want)
+		}
+	}
+	if len(cli2.svc.Transfers()) != 0 {
+		t.Errorf("finished download still listed: %+v", cli2.svc.Transfers())
+	}
+}
+
+func TestWaitForProviders(t *testing.T) {
+	data := pattern(64*testChunk, 13)
+	srv := newNode(t)
+	c := srv.publish(t, "w.bin", data, testChunk)
+	var served servedLog
+	gated(t, srv, &served, 8)
+	cli := newNode(t, smallRequests)
+	cli.fnd.set(addrInfo(srv.h))
+	ctx, cancel := context.WithCancel(ctxT(t, time.Minute))
+	defer cancel()
+	progressed := make(chan struct{})
+	var once sync.Once
+	type ret struct {
+		err error
+	}
+	done := make(chan ret, 1)
+	go func() {
+		_, err := cli.svc.Get(ctx, c, GetOptions{Progress: func(p Progress) {
+			if p.Done >= 8*testChunk {
+				once.Do(func() { close(progressed) })
+			}
+		}})
+		done <- ret{err}
+	}()
+	<-progressed
+	srv.h.Close() // the only provider goes away
+	waitFor(t, 20*time.Second, "state "+StateWaiting, func() bool {
+		tr := cli.svc.Transfers()
+		return len(tr) == 1 && tr[0].State == StateWaiting && tr[0].Done >= 8*testChunk
+	})
+	calls := func() int { cli.fnd.mu.Lock(); defer cli.fnd.mu.Unlock(); return cli.fnd.calls }
+	n := calls()
+	waitFor(t, 20*time.Second, "the Finder to be asked again", func() bool { return calls() > n })
+	cancel()
+	r := <-done
+	if !errors.Is(r.err, ErrPaused) || !errors.Is(r.err, ErrNoProviders) {
+		t.Fatalf("Get without providers: %v, want ErrPaused and ErrNoProviders", r.err)
+	}
+	if _, err := os.Stat(filepath.Join(partialDir(cli.svc.cfg.DownloadDir, c), dataName)); err != nil {
+		t.Fatalf("partial data not kept: %v", err)
+	}
+	if tr := cli.svc.Transfers(); len(tr) != 1 || tr[0].State != StatePaused {
+		t.Fatalf("Transfers() = %+v, want one paused", tr)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	data := pattern(64*testChunk, 14)
+	srv := newNode(t)
+	c := srv.publish(t, "c.bin", data, testChunk)
+	var served servedLog
+	gated(t, srv, &served, 8)
+	cli := newNode(t, smallRequests)
+	cli.fnd.set(addrInfo(srv.h))
+	progressed := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Progress: func(p Progress) {
+			if p.Done >= 8*testChunk {
+				once.Do(func() { close(progressed) })
+			}
+		}})
+		done <- err
+	}()
+	<-progressed
+	if tr := cli.svc.Transfers(); len(tr) != 1 || tr[0].State != StateRunning {
+		t.Fatalf("Transfers() = %+v, want one running", tr)
+	}
+	if err := cli.svc.Cancel(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrCanceled) {
+		t.Fatalf("cancelled Get returned %v, want ErrCanceled", err)
+	}
+	if _, err := os.Stat(partialDir(cli.svc.cfg.DownloadDir, c)); !os.IsNotExist(err) {
+		t.Fatalf("partial data not removed: %v", err)
+	}
+	if err := cli.svc.Cancel(c); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Cancel of nothing: %v, want ErrNotFound", err)
+	}
+}
+
+func TestCancelPaused(t *testing.T) {
+	data := pattern(8*testChunk, 15)
+	srv := newNode(t)
+	c := srv.publish(t, "p.bin", data, testChunk)
+	var served servedLog
+	gated(t, srv, &served, 2)
+	cli := newNode(t, smallRequests)
+	cli.fnd.set(addrInfo(srv.h))
+	ctx, cancel := context.WithCancel(ctxT(t, time.Minute))
+	if _, err := cli.svc.Get(ctx, c, GetOptions{Progress: func(p Progress) {
+		if p.Done > 0 {
+			cancel()
+		}
+	}}); !errors.Is(err, ErrPaused) {
+		t.Fatalf("Get: %v, want ErrPaused", err)
+	}
+	if err := cli.svc.Cancel(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(partialDir(cli.svc.cfg.DownloadDir, c)); !os.IsNotExist(err) {
+		t.Fatalf("partial data not removed: %v", err)
+	}
+	if tr := cli.svc.Transfers(); len(tr) != 0 {
+		t.Fatalf("Transfers() = %+v after Cancel", tr)
+	}
+}
+
+// wireTap records what a server writes on its fetch streams.
+type wireTap struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+type tapWriter struct {
+	w   io.Writer
+	tap *wireTap
+}
+
+func (t tapWriter) Write(p []byte) (int, error) {
+	t.tap.mu.Lock()
+	t.tap.buf.Write(p)
+	t.tap.mu.Unlock()
+	return t.w.Write(p)
+}
+
+func TestWireCarriesNoPlaintext(t *testing.T) {
+	marker := []byte("PLAINTEXT-MARKER-must-never-cross-the-wire-in-clear;")
+	data := bytes.Repeat(marker, 3*testChunk/len(marker)+1)
+	srv := newNode(t)
+	c := srv.publish(t, "m.txt", data, testChunk)
+	tap := &wireTap{}
+	srv.svc.tapWire = func(_ peer.ID, w io.Writer) io.Writer { return tapWriter{w, tap} }
+	cli := newNode(t)
+	cli.fnd.set(addrInfo(srv.h))
+	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res.Path, data)
+	tap.mu.Lock()
+	defer tap.mu.Unlock()
+	if tap.buf.Len() < len(data) {
+		t.Fatalf("tapped only %d bytes for a %d-byte file", tap.buf.Len(), len(data))
+	}
+	if bytes.Contains(tap.buf.Bytes(), marker[:16]) {
+		t.Fatal("plaintext found on the wire")
+	}
+}
+
+func TestChangedFileNotServed(t *testing.T) {
+	data := pattern(4*testChunk, 16)
+	srv := newNode(t)
+	c := srv.publish(t, "ch.bin", data, testChunk)
+	// The file changes on disk after it was published.
+	changed := append([]byte(nil), data...)
+	changed[0] ^= 1
+	if err := os.WriteFile(filepath.Join(srv.dir, "share", "ch.bin"), changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var served servedLog
+	srv.svc.onServe = served.hook(nil)
+	cli := newNode(t)
+	cli.fnd.set(addrInfo(srv.h))
+	_, err := cli.svc.Get(ctxT(t, time.Second), c, GetOptions{})
+	if !errors.Is(err, ErrPaused) {
+		t.Fatalf("Get of a changed file: %v, want ErrPaused (waiting for another provider)", err)
+	}
+	if served.count() != 0 {
+		t.Fatalf("the server sent %d chunks of a changed file", served.count())
+	}
+}
