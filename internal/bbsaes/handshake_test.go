@@ -3,7 +3,9 @@ package bbsaes
 import (
 	"bytes"
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestHandshake(t *testing.T) {
@@ -617,4 +620,88 @@ func TestConfigRequired(t *testing.T) {
 		t.Error("responder without a BBS key: accepted")
 	}
 	_ = ic
+}
+
+// TestHandshakeOtherKeyTypes: identity keys whose peer IDs do not embed the
+// public key (secp256k1 and ECDSA hash it) work, since the key is sent.
+func TestHandshakeOtherKeyTypes(t *testing.T) {
+	gen := map[string]func() (crypto.PrivKey, error){
+		"secp256k1": func() (crypto.PrivKey, error) { k, _, err := crypto.GenerateSecp256k1Key(rand.Reader); return k, err },
+		"ecdsa":     func() (crypto.PrivKey, error) { k, _, err := crypto.GenerateECDSAKeyPair(rand.Reader); return k, err },
+	}
+	for name, g := range gen {
+		t.Run(name, func(t *testing.T) {
+			var ids [2]identity
+			for i := range ids {
+				priv, err := g()
+				if err != nil {
+					t.Fatal(err)
+				}
+				id, err := peer.IDFromPrivateKey(priv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids[i] = identity{priv, id}
+			}
+			ic, rc := configs(t, ids[0], ids[1])
+			si, sr, _, _, erri, errr := handshake(t, ic, rc)
+			if erri != nil || errr != nil || si.key != sr.key {
+				t.Fatalf("initiator %v, responder %v", erri, errr)
+			}
+		})
+	}
+}
+
+// TestKeySchedule: the session key depends on the DH secret, the transcript
+// and the BBS output, and is not the BBS output.
+func TestKeySchedule(t *testing.T) {
+	n := testKey(t).N
+	small, err := GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dh := bytes.Repeat([]byte{7}, 32)
+	th := [32]byte{1}
+	base, err := deriveKeys(dh, th, n, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := deriveKeys(dh, th, n, 1)
+	if *again != *base {
+		t.Fatal("key schedule is not deterministic")
+	}
+	dh2 := bytes.Clone(dh)
+	dh2[0] ^= 1
+	th2 := th
+	th2[31] ^= 1
+	for name, k := range map[string]func() (*sessionKeys, error){
+		"dh":         func() (*sessionKeys, error) { return deriveKeys(dh2, th, n, 1) },
+		"transcript": func() (*sessionKeys, error) { return deriveKeys(dh, th2, n, 1) },
+		"modulus":    func() (*sessionKeys, error) { return deriveKeys(dh, th, small.N, 1) },
+		"k":          func() (*sessionKeys, error) { return deriveKeys(dh, th, n, 2) },
+	} {
+		other, err := k()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other.session == base.session {
+			t.Errorf("changing the %s leaves the session key unchanged", name)
+		}
+	}
+	// Recompute the BBS output the schedule used and check it is not the key.
+	seedBytes, _ := hkdf.Key(sha256.New, dh, th[:], seedInfo, (n.BitLen()+7)/8+16)
+	g, err := NewGenerator(n, new(big.Int).Mod(new(big.Int).SetBytes(seedBytes), n), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, BBSOutputBytes)
+	g.Read(out)
+	if bytes.Equal(out, base.session[:]) || bytes.Equal(out, dh) {
+		t.Fatal("the BBS output is the session key")
+	}
+	ikm := append(bytes.Clone(dh), out...)
+	okm, _ := hkdf.Key(sha256.New, ikm, th[:], keysInfo, 96)
+	if !bytes.Equal(okm[:32], base.session[:]) {
+		t.Fatal("session key is not HKDF(dh || bbs, salt = transcript hash)")
+	}
 }
