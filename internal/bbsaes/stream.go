@@ -230,9 +230,12 @@ func (w *Writer) Close() error {
 		}
 		return w.err
 	}
-	err := w.seal(w.buf[4:4+w.n], true)
+	if err := w.seal(w.buf[4:4+w.n], true); err != nil {
+		w.fail(err)
+		return err
+	}
 	w.fail(ErrClosed)
-	return err
+	return nil
 }
 
 // fail makes err sticky and returns the frame buffer to the pool.

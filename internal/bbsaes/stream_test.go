@@ -422,6 +422,14 @@ func TestWriterClosed(t *testing.T) {
 	if err := w.Close(); err == nil {
 		t.Fatal("close after a write error succeeded")
 	}
+	// A final frame that cannot be written is reported by every Close.
+	w, _ = si.NewWriter(io.Discard, Header{})
+	w.w = failWriter{}
+	for i := 0; i < 2; i++ {
+		if err := w.Close(); err == nil {
+			t.Fatalf("close %d: lost the write error", i)
+		}
+	}
 }
 
 type failWriter struct{}
