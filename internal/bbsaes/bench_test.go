@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"testing"
+	"time"
 )
 
 // BenchmarkHandshake measures a full Initiate + Respond over net.Pipe,
@@ -153,4 +154,54 @@ func BenchmarkBareAESGCM64K(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkLayerVsBare64K alternates one layered frame (Writer + Reader, as
+// in BenchmarkSealOpen64K) and one bare AES-GCM Seal+Open of 64 KiB in the
+// same loop, and reports the ratio of their times, so that load from other
+// processes hits both alike.
+func BenchmarkLayerVsBare64K(b *testing.B) {
+	si, sr := sessionPair(b)
+	var conn frameConn
+	w, err := si.NewWriter(&conn, Header{CID: []byte("bench")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hdr := append([]byte(nil), conn.pending...)
+	conn.pending = nil
+	r, err := sr.NewReader(io.MultiReader(bytes.NewReader(hdr), &conn))
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	block, _ := aes.NewCipher(key)
+	aead, _ := cipher.NewGCM(block)
+	nonce := make([]byte, 12)
+	src := make([]byte, MaxFramePlaintext)
+	rand.Read(src)
+	dst := make([]byte, MaxFramePlaintext)
+	ct := make([]byte, 0, MaxFramePlaintext+tagSize)
+	var layer, bare time.Duration
+	b.SetBytes(2 * MaxFramePlaintext)
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := w.Write(src); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := r.Read(dst); err != nil || n != MaxFramePlaintext {
+			b.Fatal(n, err)
+		}
+		t1 := time.Now()
+		ct = aead.Seal(ct[:0], nonce, src, nil)
+		if _, err := aead.Open(dst[:0], nonce, ct, nil); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		layer += t1.Sub(t0)
+		bare += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(layer)/float64(bare), "layer/bare")
+	b.ReportMetric(float64(MaxFramePlaintext)*float64(b.N)/layer.Seconds()/1e6, "layer-MB/s")
+	b.ReportMetric(float64(MaxFramePlaintext)*float64(b.N)/bare.Seconds()/1e6, "bare-MB/s")
 }
