@@ -2,10 +2,9 @@ package transfer
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
+	"hash"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -120,6 +119,10 @@ type getter struct {
 	startAt  time.Time
 	resumed  int
 	readyOne sync.Once
+	// whole-file hash of chunks [0, hashed), owned by the background
+	// hasher until it stops, then by finish
+	hasher hash.Hash
+	hashed int
 }
 
 // Get downloads the file with content ID c, or resumes its partial
@@ -191,7 +194,9 @@ func (g *getter) run() (*Result, error) {
 	}
 
 	stopProgress := g.startProgress()
+	stopBackground := g.startBackground()
 	err := g.download()
+	stopBackground()
 	var res *Result
 	if err == nil {
 		res, err = g.finish()
@@ -573,14 +578,11 @@ func (g *getter) finish() (*Result, error) {
 	if err := p.data.Sync(); err != nil {
 		return nil, &fatalError{fmt.Errorf("transfer %s: sync: %w", g.c, err)}
 	}
-	h := sha256.New()
-	buf := g.s.getBuf(manifest.DefaultChunkSize)
-	_, err := io.CopyBuffer(h, io.NewSectionReader(p.data, 0, p.m.Size), *buf)
-	g.s.putBuf(buf)
+	sum, err := g.fileHash(p)
 	if err != nil {
-		return nil, &fatalError{fmt.Errorf("transfer %s: read back: %w", g.c, err)}
+		return nil, &fatalError{fmt.Errorf("transfer %s: %w", g.c, err)}
 	}
-	if [32]byte(h.Sum(nil)) != p.m.FileHash {
+	if sum != p.m.FileHash {
 		p.remove()
 		g.mu.Lock()
 		g.part = nil
