@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -287,8 +288,14 @@ func (n *Node) Connect(ctx context.Context, addr multiaddr.Multiaddr) (peer.ID, 
 	if ai.ID == n.host.ID() {
 		return ai.ID, fmt.Errorf("connect %s: that is this node", addr)
 	}
-	if err := n.host.Connect(ctx, *ai); err != nil { // waits for identify
+	if err := n.host.Connect(ctx, *ai); err != nil {
 		return ai.ID, fmt.Errorf("connect %s: %w", ai.ID, err)
+	}
+	// Connect waits for identify only on a connection it made itself; with
+	// one already open (the DHT dialled the peer a moment ago) the
+	// protocols may not be known yet.
+	if err := n.waitIdentified(ctx, ai.ID); err != nil {
+		return ai.ID, fmt.Errorf("connect %s: identify: %w", ai.ID, err)
 	}
 	protos, _ := n.host.Peerstore().GetProtocols(ai.ID)
 	if !speaksP2PShare(protos) {
@@ -297,6 +304,22 @@ func (n *Node) Connect(ctx context.Context, addr multiaddr.Multiaddr) (peer.ID, 
 	n.peers.observe(ai.ID, n.knownAddrs(ai.ID, ai.Addrs), SourceManual)
 	n.peers.markOnline(ai.ID, 0)
 	return ai.ID, nil
+}
+
+// waitIdentified waits until identify has run on every connection to id.
+func (n *Node) waitIdentified(ctx context.Context, id peer.ID) error {
+	h, ok := n.host.(interface{ IDService() identify.IDService })
+	if !ok {
+		return nil
+	}
+	for _, c := range n.host.Network().ConnsToPeer(id) {
+		select {
+		case <-h.IDService().IdentifyWait(c):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // knownAddrs returns the peerstore's addresses for id, or fallback.

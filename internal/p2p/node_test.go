@@ -2,10 +2,14 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 )
 
 func TestOpenConnectClose(t *testing.T) {
@@ -40,4 +44,79 @@ func TestOpenConnectClose(t *testing.T) {
 	poll(t, ctx, "routing tables", func() bool {
 		return a.DHT().RoutingTable().Find(b.ID()) != "" && b.DHT().RoutingTable().Find(a.ID()) != ""
 	})
+}
+
+func TestConnectRefusesBadAddressesAndForeignPeers(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := openNode(t, testConfig(t, t.TempDir()))
+
+	noID := multiaddr.StringCast("/ip4/127.0.0.1/tcp/1")
+	if _, err := a.Connect(ctx, noID); err == nil {
+		t.Error("Connect accepted an address without /p2p/<id>")
+	}
+	if _, err := a.Connect(ctx, p2pAddr(t, a)); err == nil {
+		t.Error("Connect to itself succeeded")
+	}
+
+	// A plain libp2p host speaks no p2pshare protocol: reachable, not recorded.
+	plain, err := libp2p.New(libp2p.ListenAddrStrings(loopbackListen...), libp2p.ConnectionGater(loopbackGater{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	plainAddr := plain.Addrs()[0].Encapsulate(multiaddr.StringCast("/p2p/" + plain.ID().String()))
+	id, err := a.Connect(ctx, plainAddr)
+	if !errors.Is(err, ErrNotP2PShare) || id != plain.ID() {
+		t.Fatalf("Connect to a plain libp2p host = %s, %v; want its ID and ErrNotP2PShare", id, err)
+	}
+	// Nor when it is the one that dials.
+	if err := plain.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	a.RefreshPeers(ctx)
+	if _, ok := a.Peers().Get(plain.ID()); ok {
+		t.Error("a non-p2pshare peer entered the peer table")
+	}
+}
+
+func TestPubSubBetweenNodes(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := openNode(t, testConfig(t, t.TempDir()))
+	b := openNode(t, testConfig(t, t.TempDir()))
+
+	const topic = "/p2pshare/test/1"
+	ta, err := a.PubSub().Join(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ta.Close()
+	tb, err := b.PubSub().Join(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	sub, err := tb.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+
+	if _, err := a.Connect(ctx, p2pAddr(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, "gossipsub mesh", func() bool { return len(ta.ListPeers()) > 0 })
+	if err := ta.Publish(ctx, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(msg.Data) != "hello" || msg.GetFrom() != a.ID() {
+		t.Fatalf("got %q from %s", msg.Data, msg.GetFrom())
+	}
 }
