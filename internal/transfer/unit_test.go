@@ -1,0 +1,199 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/manifest"
+)
+
+func testCID(t *testing.T) cid.Cid {
+	m := &manifest.Manifest{ChunkSize: testChunk}
+	return m.CID()
+}
+
+func TestSanitizeName(t *testing.T) {
+	c := testCID(t)
+	long := strings.Repeat("a", 256)
+	tests := []struct{ in, want string }{
+		{"report.pdf", "report.pdf"},
+		{"my file (1).tar.gz", "my file (1).tar.gz"},
+		{".hidden", ".hidden"},
+		{"", c.String()},
+		{".", c.String()},
+		{"..", c.String()},
+		{"../etc/passwd", c.String()},
+		{"a/b", c.String()},
+		{`a\b`, c.String()},
+		{"nul\x00byte", c.String()},
+		{"new\nline", c.String()},
+		{long, c.String()},
+	}
+	for _, tt := range tests {
+		if got := SanitizeName(tt.in, c); got != tt.want {
+			t.Errorf("SanitizeName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestNumbered(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"x.bin", 1, "x (1).bin"},
+		{"x.tar.gz", 2, "x.tar (2).gz"},
+		{"noext", 3, "noext (3)"},
+		{".bashrc", 1, ".bashrc (1)"},
+	}
+	for _, tt := range tests {
+		if got := numbered(tt.in, tt.n); got != tt.want {
+			t.Errorf("numbered(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestPlaceNeverOverwrites(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.WriteFile(src, []byte("new"), 0o644)
+	dst := filepath.Join(dir, "f.txt")
+	os.WriteFile(dst, []byte("old"), 0o644)
+	if _, err := place(src, dst, true); !errors.Is(err, ErrExists) {
+		t.Fatalf("exact place over an existing file: %v", err)
+	}
+	got, err := place(src, dst, false)
+	if err != nil || got != filepath.Join(dir, "f (1).txt") {
+		t.Fatalf("place = %q, %v", got, err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "old" {
+		t.Fatal("existing file overwritten")
+	}
+}
+
+func TestStateCodec(t *testing.T) {
+	data := pattern(5*testChunk+1, 1)
+	m, err := manifest.Build(context.Background(), bytes.NewReader(data), int64(len(data)), testChunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.CID()
+	done := []bool{true, false, true, true, false, true}
+	b := encodeState("n.bin", m.Marshal(), done)
+	st, m2, err := decodeState(c, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.name != "n.bin" || m2.Size != m.Size || len(st.done) != len(done) {
+		t.Fatalf("decoded %+v", st)
+	}
+	for i := range done {
+		if st.done[i] != done[i] {
+			t.Fatalf("bit %d: %v", i, st.done[i])
+		}
+	}
+	// Any flipped byte or truncation is refused.
+	for i := 0; i < len(b); i += 7 {
+		bad := append([]byte(nil), b...)
+		bad[i] ^= 1
+		if _, _, err := decodeState(c, bad); err == nil {
+			t.Fatalf("state with byte %d flipped accepted", i)
+		}
+	}
+	if _, _, err := decodeState(c, b[:len(b)-1]); err == nil {
+		t.Fatal("truncated state accepted")
+	}
+	// A state for another CID is refused.
+	other := (&manifest.Manifest{ChunkSize: testChunk}).CID()
+	if _, _, err := decodeState(other, b); err == nil {
+		t.Fatal("state of another CID accepted")
+	}
+}
+
+func TestSchedulerPullAndRequeue(t *testing.T) {
+	const n = 10
+	sc := newScheduler(make([]bool, n), 3, func(int) int { return 1 })
+	a, b := peer.ID("a"), peer.ID("b")
+	r1 := sc.next(a, true)
+	r2 := sc.next(b, true)
+	r3 := sc.next(a, false)
+	if r1.first != 0 || r1.count != 3 || r2.first != 3 || r3.first != 6 {
+		t.Fatalf("ranges %+v %+v %+v", r1, r2, r3)
+	}
+	// b fails after delivering chunk 3: 4 and 5 come back first.
+	sc.markDone(3)
+	sc.release(r2)
+	r4 := sc.next(a, false)
+	if r4.first != 4 || r4.count != 2 {
+		t.Fatalf("requeued range %+v, want 4+2", r4)
+	}
+	r5 := sc.next(a, false)
+	if r5.first != 9 || r5.count != 1 {
+		t.Fatalf("last range %+v", r5)
+	}
+	if sc.next(a, false) != nil {
+		t.Fatal("a non-idle worker got an endgame duplicate")
+	}
+	// Endgame: idle b duplicates one of a's unfinished requests, never its own.
+	d := sc.next(b, true)
+	if d == nil || !d.dup || d.owner != b {
+		t.Fatalf("endgame request %+v", d)
+	}
+	if sc.next(a, true) != nil {
+		t.Fatal("a got a duplicate of its own request")
+	}
+	for _, r := range []*request{r1, r3, r4, r5} {
+		for i := r.first; i < r.first+r.count; i++ {
+			sc.markDone(i)
+		}
+		sc.release(r)
+	}
+	sc.release(d)
+	if !sc.complete() {
+		t.Fatal("not complete")
+	}
+}
+
+func TestBadManifestProviderDropped(t *testing.T) {
+	data := pattern(6*testChunk, 20)
+	good := newNode(t)
+	c := good.publish(t, "g.bin", data, testChunk)
+	// The liar answers the CID with the manifest of another file.
+	liar := newNode(t)
+	other := liar.publish(t, "o.bin", pattern(6*testChunk, 21), testChunk)
+	liar.src.mu.Lock()
+	liar.src.files[c] = liar.src.files[other]
+	liar.src.mu.Unlock()
+	cli := newNode(t)
+	cli.fnd.set(addrInfo(liar.h), addrInfo(good.h))
+	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res.Path, data)
+	if res.Path != filepath.Join(cli.svc.cfg.DownloadDir, c.String()) {
+		t.Errorf("unnamed download saved as %s, want the CID string", res.Path)
+	}
+	if len(res.Bad) != 1 || res.Bad[0] != liar.h.ID() {
+		t.Errorf("bad = %v, want the liar %s", res.Bad, liar.h.ID())
+	}
+}
+
+func TestGetRejectsForeignCID(t *testing.T) {
+	cli := newNode(t)
+	bad, _ := cid.Decode("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+	v0 := cid.NewCidV0(bad.Hash())
+	if _, err := cli.svc.Get(ctxT(t, time.Second), v0, GetOptions{}); !errors.Is(err, manifest.ErrBadCID) {
+		t.Fatalf("Get of a CIDv0: %v, want ErrBadCID", err)
+	}
+}
