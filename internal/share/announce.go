@@ -96,11 +96,13 @@ func parseAnnouncement(data []byte) (*announcement, error) {
 func (s *Service) validateAnnouncement(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if len(msg.GetSignature()) == 0 || msg.GetFrom() == "" {
 		s.log.Debug("announce: rejected unsigned message", "via", from)
+		s.rejected.Add(1)
 		return pubsub.ValidationReject
 	}
 	a, err := parseAnnouncement(msg.GetData())
 	if err != nil {
 		s.log.Debug("announce: rejected malformed message", "origin", msg.GetFrom(), "via", from, "err", err)
+		s.rejected.Add(1)
 		return pubsub.ValidationReject
 	}
 	msg.ValidatorData = a
@@ -126,7 +128,14 @@ func (s *Service) announceLoop() {
 	}
 }
 
-// applyAnnouncement applies a to the entries of publisher, its signer.
+// tombstoneTTL is how long (in the publisher's clock) the time of a
+// withdrawal is remembered to drop a publish of the same CID that was
+// sent before it but delivered after it.
+const tombstoneTTL = 10 * time.Minute
+
+// applyAnnouncement applies a to the entries of publisher, its signer. A
+// message older than the last one applied about the same CID (or than the
+// last UNPUBLISH_ALL) is dropped.
 func (s *Service) applyAnnouncement(publisher peer.ID, a *announcement) {
 	if publisher == s.h.ID() {
 		return
@@ -135,28 +144,46 @@ func (s *Service) applyAnnouncement(publisher peer.ID, a *announcement) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	pc := v.peer(publisher)
-	if a.time <= pc.lastAnn {
-		s.log.Debug("announce: dropped out-of-order message", "publisher", publisher, "time", a.time, "last", pc.lastAnn)
-		return
-	}
-	pc.lastAnn = a.time
+	stale := func(c cid.Cid) bool { return a.time <= max(pc.stamps[c], pc.allStamp) }
 	changed := false
 	switch a.kind {
 	case proto.Announcement_PUBLISH:
 		for _, e := range a.entries {
+			if stale(e.CID) {
+				continue
+			}
 			pc.entries[e.CID] = e
+			pc.stamps[e.CID] = a.time
 			changed = true
 		}
 	case proto.Announcement_UNPUBLISH:
 		for _, c := range a.cids {
+			if stale(c) {
+				continue
+			}
+			pc.stamps[c] = a.time
 			if _, ok := pc.entries[c]; ok {
 				delete(pc.entries, c)
 				changed = true
 			}
 		}
 	case proto.Announcement_UNPUBLISH_ALL:
-		changed = len(pc.entries) > 0
-		clear(pc.entries)
+		if a.time <= pc.allStamp {
+			break
+		}
+		pc.allStamp = a.time
+		for c := range pc.entries {
+			if pc.stamps[c] < a.time {
+				delete(pc.entries, c)
+				changed = true
+			}
+		}
+	}
+	pc.latest = max(pc.latest, a.time)
+	for c, t := range pc.stamps {
+		if _, live := pc.entries[c]; !live && t < pc.latest-int64(tombstoneTTL) {
+			delete(pc.stamps, c)
+		}
 	}
 	if changed {
 		v.notifyLocked()

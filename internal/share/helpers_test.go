@@ -3,9 +3,11 @@ package share
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,6 +131,7 @@ func newNode(t *testing.T, h host.Host, withPubSub bool, opts ...nodeOpt) *testN
 		ShareDir:        n.dir,
 		ChunkSize:       1024,
 		CatalogInterval: time.Hour, // pulls only on connect and Refresh
+		Logger:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -214,12 +217,32 @@ func waitTopicPeers(t *testing.T, n *testNode, ps ...peer.ID) {
 			}
 		}
 		if ok {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("announce topic of %s has peers %v, want %v", n.h.ID(), have, ps)
 		}
 		<-tick.C
+	}
+	waitMesh(t, n, len(ps))
+}
+
+// waitMesh waits until n's GossipSub mesh for the announce topic has k
+// peers. GossipSub v0.19 drops a message published before the first
+// heartbeat grafted the topic's mesh (flood publishing does not cover
+// it), so tests that count on an announcement wait for the mesh. Pubsub
+// exposes no mesh query; a publish WithReadiness waits for it, and the
+// probe (not an Announcement) is then refused by our own validator, so
+// nothing is sent.
+func waitMesh(t *testing.T, n *testNode, k int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	ready := func(rt pubsub.PubSubRouter, topic string) (bool, error) { return rt.EnoughPeers(topic, k), nil }
+	err := n.s.topic.Publish(ctx, []byte{0xff}, pubsub.WithReadiness(ready))
+	var verr pubsub.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("waiting for the announce mesh of %s to reach %d peers: %v", n.h.ID(), k, err)
 	}
 }
 
@@ -233,4 +256,27 @@ func findCID(av []Remote, c cid.Cid) (Remote, bool) {
 		return Remote{}, false
 	}
 	return av[i], true
+}
+
+// pollUntil polls cond until it holds or the test deadline passes.
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// testWriter sends log lines to t.Log (shown for failed tests and -v).
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

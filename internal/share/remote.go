@@ -29,9 +29,16 @@ type ProviderInfo struct {
 }
 
 // peerCatalog is what one peer publishes, as far as we know.
+//
+// Announcements are ordered per (publisher, CID), not per publisher:
+// pubsub validates messages concurrently and may deliver one publisher's
+// messages out of order, so "withdraw old CID" followed by "publish new
+// CID" can arrive the other way round; both must apply.
 type peerCatalog struct {
-	entries map[cid.Cid]Entry
-	lastAnn int64 // time_unix_nano of the last applied announcement
+	entries  map[cid.Cid]Entry
+	stamps   map[cid.Cid]int64 // time of the last applied announcement about a CID (tombstones too)
+	allStamp int64             // time of the last applied UNPUBLISH_ALL
+	latest   int64             // newest announcement time applied
 }
 
 // remoteView holds per-(provider, CID) entries. Entries of providers that
@@ -56,7 +63,7 @@ func (v *remoteView) notifyLocked() {
 func (v *remoteView) peer(p peer.ID) *peerCatalog {
 	pc := v.peers[p]
 	if pc == nil {
-		pc = &peerCatalog{entries: make(map[cid.Cid]Entry)}
+		pc = &peerCatalog{entries: make(map[cid.Cid]Entry), stamps: make(map[cid.Cid]int64)}
 		v.peers[p] = pc
 	}
 	return pc

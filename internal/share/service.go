@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -117,9 +118,10 @@ type Service struct {
 
 	remote remoteView
 
-	topic *pubsub.Topic
-	sub   *pubsub.Subscription
-	evSub event.Subscription
+	topic    *pubsub.Topic
+	sub      *pubsub.Subscription
+	rejected atomic.Int64 // announcements the validator refused
+	evSub    event.Subscription
 
 	pullMu  sync.Mutex
 	pulling map[peer.ID]bool
