@@ -169,6 +169,10 @@ func (cn *conn) finish(sr *bbsaes.Reader) error {
 func (cn *conn) readFull(sr *bbsaes.Reader, b []byte) error {
 	cn.st.SetReadDeadline(time.Now().Add(ioTimeout))
 	if _, err := io.ReadFull(sr, b); err != nil {
+		if errors.Is(err, bbsaes.ErrTruncated) {
+			return err // the connection ended mid-stream: lost, not lying
+		}
+		// A valid final frame before the announced length: short stream.
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: sealed stream shorter than announced", errBadData)
 		}

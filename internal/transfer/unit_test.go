@@ -174,7 +174,9 @@ func TestBadManifestProviderDropped(t *testing.T) {
 	liar.src.mu.Lock()
 	liar.src.files[c] = liar.src.files[other]
 	liar.src.mu.Unlock()
-	cli := newNode(t)
+	// One provider at a time, the liar first: it must be asked for the
+	// manifest and be dropped before the good provider is tried.
+	cli := newNode(t, func(c *Config) { c.MaxProviders = 1 })
 	cli.fnd.set(addrInfo(liar.h), addrInfo(good.h))
 	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
 	if err != nil {
