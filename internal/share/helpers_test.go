@@ -131,7 +131,7 @@ func newNode(t *testing.T, h host.Host, withPubSub bool, opts ...nodeOpt) *testN
 		ShareDir:        n.dir,
 		ChunkSize:       1024,
 		CatalogInterval: time.Hour, // pulls only on connect and Refresh
-		Logger:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:          slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -272,11 +272,26 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// testWriter sends log lines to t.Log (shown for failed tests and -v).
-type testWriter struct{ t *testing.T }
+// testWriter sends log lines to t.Log (shown for failed tests and -v),
+// and drops them once the test's cleanups ran: a libp2p stream handler may
+// still log after the Service closed, and t.Log after the test panics.
+type testWriter struct {
+	t    *testing.T
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newTestWriter(t *testing.T) testWriter {
+	w := testWriter{t: t, mu: new(sync.Mutex), done: new(bool)}
+	t.Cleanup(func() { w.mu.Lock(); *w.done = true; w.mu.Unlock() })
+	return w
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }

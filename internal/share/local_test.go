@@ -318,7 +318,7 @@ func TestRestartKeepsIndexAndReprovides(t *testing.T) {
 	}
 }
 
-func TestReprovideAndRetry(t *testing.T) {
+func TestReprovideLoop(t *testing.T) {
 	checkLeaks(t)
 	n := newNode(t, loopbackHost(t), false, func(c *Config) { c.ReprovideInterval = 50 * time.Millisecond })
 	e := n.publish(t, "r.txt", "reprovided")

@@ -246,7 +246,8 @@ func (s *Service) Close() error {
 		}
 		s.wg.Wait()
 		if s.topic != nil {
-			if err := s.topic.Close(); err != nil {
+			// If the PubSub was shut down first, the topic went with it.
+			if err := s.topic.Close(); err != nil && !errors.Is(err, context.Canceled) {
 				errs = append(errs, fmt.Errorf("close announce topic: %w", err))
 			}
 			if err := s.cfg.PubSub.UnregisterTopicValidator(proto.AnnounceTopic); err != nil {
@@ -405,7 +406,9 @@ func (s *Service) publishOne(ctx context.Context, name string) (PublishResult, e
 	return PublishResult{Entry: e}, nil
 }
 
-// Published lists this node's published entries, sorted by name.
+// Published lists this node's published entries, sorted by name,
+// including any whose file changed on disk (LocalFile.Changed): those stay
+// listed until published again or withdrawn, but are not served.
 func (s *Service) Published() []Entry {
 	s.mu.Lock()
 	out := make([]Entry, 0, len(s.index))
