@@ -50,7 +50,8 @@ trap cleanup EXIT
 fail() { echo "DEMO FAILED: $*" >&2; exit 1; }
 
 start_node() {
-  local i=$1 d=$WORK/node$i
+  local i=$1
+  local d=$WORK/node$i
   mkdir -p "$d/files"
   [[ -p $d/in ]] || mkfifo "$d/in"
   "$BIN" --data "$d" --listen /ip4/127.0.0.1/tcp/0 --listen /ip4/127.0.0.1/udp/0/quic-v1 \
@@ -84,7 +85,8 @@ run() {
   LAST=$body
 }
 
-peer_id() { run "$1" id >/dev/null; sed -n 's/^peer ID: //p' <<<"$LAST"; }
+# peer_id I: sets PEER_ID to node I's peer ID (no subshell: run keeps state).
+peer_id() { run "$1" id; PEER_ID=$(sed -n 's/^peer ID: //p' <<<"$LAST"); }
 
 echo "== starting $NODES nodes in $WORK"
 for i in $(seq 1 "$NODES"); do
@@ -121,12 +123,12 @@ echo
 echo "== 4. node1 withdraws it; it disappears from the others' lists"
 run 1 unpublish sample-1.bin
 for i in $(seq 2 "$NODES"); do run "$i" wait gone sample-1.bin --timeout ${TIMEOUT}s; done
-run 3 available
+run "$NODES" available
 
 echo
 echo "== 5. node$NODES stops: the others see it offline; it restarts with the same peer ID"
-id_before=$(peer_id "$NODES")
-echo "    node$NODES is $id_before"
+peer_id "$NODES"
+id_before=$PEER_ID
 printf 'quit\n' >&"${FDS[$NODES]}"
 wait "${PIDS[$NODES]}" || fail "node$NODES did not stop cleanly"
 PIDS[$NODES]=""
@@ -134,8 +136,8 @@ eval "exec ${FDS[$NODES]}>&-"
 for i in $(seq 1 $((NODES - 1))); do run "$i" wait offline "$id_before" --timeout ${TIMEOUT}s; done
 run 1 peers
 start_node "$NODES"
-id_after=$(peer_id "$NODES")
-echo "    node$NODES restarted as $id_after"
+peer_id "$NODES"
+id_after=$PEER_ID
 [[ $id_before == "$id_after" ]] || fail "peer ID changed across restart"
 for i in $(seq 1 $((NODES - 1))); do run "$i" wait online "$id_after" --timeout ${TIMEOUT}s; done
 run 1 peers

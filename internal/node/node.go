@@ -109,8 +109,11 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		PubSub:    n.P2P.PubSub(),
 		Datastore: namespace.Wrap(n.P2P.Datastore(), datastore.NewKey("/share")),
 		ShareDir:  cfg.ShareDir,
-		Online:    peers.Online,
-		Logger:    cfg.Logger,
+		Online: func(id peer.ID) bool {
+			info, ok := peers.Get(id)
+			return ok && info.Online
+		},
+		Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -112,7 +112,7 @@ func cmdFiles(_ context.Context, c *call, args []string) error {
 		return err
 	}
 	if len(files) == 0 {
-		c.printf("share folder %s is empty\n", c.r.d.Share.Dir())
+		c.printf("share folder %s is empty\n", c.r.d.Share.ShareDir())
 		return nil
 	}
 	tw := c.table()

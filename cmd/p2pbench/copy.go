@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+const copyBuf = 1 << 20
+
+// receive copies r into a new file at path through a 1 MiB buffer, then
+// fsyncs and closes it, and checks the byte count.
+func receive(r io.Reader, path string, want int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	n, err := io.CopyBuffer(onlyWriter{f}, onlyReader{r}, make([]byte, copyBuf))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != want {
+		err = fmt.Errorf("received %d bytes, want %d", n, want)
+	}
+	return err
+}
+
+// send copies the file at path into w through a 1 MiB buffer.
+func send(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyBuffer(onlyWriter{w}, onlyReader{f}, make([]byte, copyBuf))
+	return err
+}
+
+// tcpCopy sends the file over a loopback TCP connection to a receiver in this
+// process that writes and fsyncs it under dir. The time runs from the dial
+// to the receiver's fsync.
+func tcpCopy(file, dir string) (time.Duration, int64, error) {
+	st, err := os.Stat(file)
+	if err != nil {
+		return 0, 0, err
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer ln.Close()
+	out := filepath.Join(dir, "tcpcopy.out")
+	defer os.Remove(out)
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		done <- receive(c, out, st.Size())
+	}()
+	start := time.Now()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		return 0, 0, err
+	}
+	serr := send(c, file)
+	c.Close()
+	rerr := <-done
+	d := time.Since(start)
+	return d, st.Size(), errors.Join(serr, rerr)
+}
+
+const bareProto = protocol.ID("/p2pshare/bench/bare/1")
+
+// libp2pPair is two in-process hosts configured like internal/p2p's (TCP,
+// TLS then Noise, yamux, the same resource-manager limits), connected.
+type libp2pPair struct {
+	snd, rcv host.Host
+	file     string
+}
+
+func newLibp2pPair(file string) (*libp2pPair, error) {
+	snd, err := newHost(hostConfig{bulk: []protocol.ID{bareProto}})
+	if err != nil {
+		return nil, err
+	}
+	rcv, err := newHost(hostConfig{bulk: []protocol.ID{bareProto}})
+	if err != nil {
+		snd.Close()
+		return nil, err
+	}
+	p := &libp2pPair{snd: snd, rcv: rcv, file: file}
+	snd.SetStreamHandler(bareProto, func(s network.Stream) {
+		if err := send(s, p.file); err != nil {
+			s.Reset()
+			return
+		}
+		s.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rcv.Connect(ctx, peer.AddrInfo{ID: snd.ID(), Addrs: snd.Addrs()}); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *libp2pPair) Close() { p.snd.Close(); p.rcv.Close() }
+
+// copy opens a stream on the existing connection; the sender streams the
+// file, the receiver writes and fsyncs it. The time runs from NewStream to
+// the fsync.
+func (p *libp2pPair) copy(dir string) (time.Duration, int64, error) {
+	st, err := os.Stat(p.file)
+	if err != nil {
+		return 0, 0, err
+	}
+	out := filepath.Join(dir, "libp2pcopy.out")
+	defer os.Remove(out)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	s, err := p.rcv.NewStream(ctx, p.snd.ID(), bareProto)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	err = receive(s, out, st.Size())
+	return time.Since(start), st.Size(), err
+}
+
+func cmdTCPCopy(args []string) error {
+	fs := flag.NewFlagSet("tcpcopy", flag.ExitOnError)
+	file := fs.String("file", "", "file to send")
+	runs := fs.Int("runs", 1, "runs")
+	dir := fs.String("dir", os.TempDir(), "receiver's folder")
+	var c common
+	c.register(fs)
+	fs.Parse(args)
+	if err := c.start(); err != nil {
+		return err
+	}
+	defer c.stop()
+	warm(*file)
+	for i := range *runs {
+		d, n, err := tcpCopy(*file, *dir)
+		if err != nil {
+			return err
+		}
+		emit(Result{Bench: "transfer", Case: "tcp", Metric: "MBps", Value: mbps(n, d), Run: i, Size: n})
+	}
+	return nil
+}
+
+func cmdLibp2pCopy(args []string) error {
+	fs := flag.NewFlagSet("libp2pcopy", flag.ExitOnError)
+	file := fs.String("file", "", "file to send")
+	runs := fs.Int("runs", 1, "runs")
+	dir := fs.String("dir", os.TempDir(), "receiver's folder")
+	var c common
+	c.register(fs)
+	fs.Parse(args)
+	warm(*file)
+	p, err := newLibp2pPair(*file)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if err := c.start(); err != nil {
+		return err
+	}
+	defer c.stop()
+	for i := range *runs {
+		d, n, err := p.copy(*dir)
+		if err != nil {
+			return err
+		}
+		emit(Result{Bench: "transfer", Case: "libp2p", Metric: "MBps", Value: mbps(n, d), Run: i, Size: n})
+	}
+	return nil
+}
