@@ -64,7 +64,11 @@ func TestDHTProviderLookup(t *testing.T) {
 	connect(g, ring[ringSize/2])
 	f := openNode(t, cfg())
 	connect(f, g)
-	poll(t, ctx, "fetcher routing table", func() bool { return f.DHT().RoutingTable().Size() >= 1 })
+	// The DHT adds a peer to its routing table asynchronously after
+	// identify: wait until the path F -> G -> ring is really in place.
+	poll(t, ctx, "newcomer routing tables", func() bool {
+		return f.DHT().RoutingTable().Find(g.ID()) != "" && g.DHT().RoutingTable().Find(ring[ringSize/2].ID()) != ""
+	})
 
 	// Nothing short-circuits the lookup.
 	if c := f.Host().Network().Connectedness(pub.ID()); c == network.Connected {
