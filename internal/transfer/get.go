@@ -107,18 +107,21 @@ type getter struct {
 	ready  chan struct{} // closed once the manifest and partial are set up
 	perReq int
 
-	mu       sync.Mutex
-	name     string
-	state    string
-	provs    map[peer.ID]*pstate
-	part     *partial
-	sched    *scheduler
-	rate     float64
-	fetched  atomic.Int64 // chunks
-	mfrom    peer.ID      // provider of the manifest
-	startAt  time.Time
-	resumed  int
-	readyOne sync.Once
+	mu   sync.Mutex
+	name string
+	// connected counts providers with a fetch stream up; retrying is set
+	// when none is left and the Finder is asked again.
+	connected atomic.Int32
+	retrying  atomic.Bool
+	provs     map[peer.ID]*pstate
+	part      *partial
+	sched     *scheduler
+	rate      float64
+	fetched   atomic.Int64 // chunks
+	mfrom     peer.ID      // provider of the manifest
+	startAt   time.Time
+	resumed   int
+	readyOne  sync.Once
 	// whole-file hash of chunks [0, hashed), owned by the background
 	// hasher until it stops, then by finish
 	hasher hash.Hash
@@ -147,7 +150,7 @@ func (s *Service) Get(ctx context.Context, c cid.Cid, opt GetOptions) (*Result, 
 	g := &getter{
 		s: s, c: c, opt: opt, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), msem: make(chan struct{}, 1), ready: make(chan struct{}),
-		state: StateRunning, provs: make(map[peer.ID]*pstate), startAt: time.Now(),
+		provs: make(map[peer.ID]*pstate), startAt: time.Now(),
 	}
 	key := c.KeyString()
 	s.mu.Lock()
@@ -254,10 +257,13 @@ func (g *getter) getSched() *scheduler {
 	return g.sched
 }
 
-func (g *getter) setState(st string) {
-	g.mu.Lock()
-	g.state = st
-	g.mu.Unlock()
+// currentState is "waiting for providers" once every provider is lost or
+// unreachable and the Finder is being asked again, until one connects.
+func (g *getter) currentState() string {
+	if g.retrying.Load() && g.connected.Load() == 0 {
+		return StateWaiting
+	}
+	return StateRunning
 }
 
 // download runs until every chunk is verified on disk, or ctx ends.
@@ -365,14 +371,12 @@ func (g *getter) download() error {
 			ready = nil
 		}
 		if active == 0 && len(pending) == 0 && !querying {
-			g.setState(StateWaiting)
+			g.retrying.Store(true)
 			if timerC == nil {
 				timer = time.NewTimer(retry)
 				timerC = timer.C
 				retry = min(retry*2, maxRetry)
 			}
-		} else if active > 0 {
-			g.setState(StateRunning)
 		}
 		select {
 		case ai := <-found:
@@ -410,10 +414,7 @@ func (g *getter) download() error {
 			query()
 		case <-g.ctx.Done():
 			err := context.Cause(g.ctx)
-			g.mu.Lock()
-			waiting := g.state == StateWaiting
-			g.mu.Unlock()
-			if !ever || waiting {
+			if !ever || g.connected.Load() == 0 {
 				return fmt.Errorf("%w: %w", ErrNoProviders, err)
 			}
 			return err
@@ -463,18 +464,49 @@ func (g *getter) work(ctx context.Context, ai peer.AddrInfo) (err error) {
 			cn.close()
 		}
 	}()
+	g.connected.Add(1)
+	defer g.connected.Add(-1)
+	g.retrying.Store(false)
 	if err := g.ensureManifest(ctx, cn); err != nil {
 		return err
 	}
 	sc := g.getSched()
 	p := g.part
-	buf := s.getBuf(p.m.ChunkSize)
-	defer s.putBuf(buf)
+	// Reading a chunk off the network overlaps verifying and writing the
+	// previous one, in the sink goroutine; two chunk buffers per provider.
+	free := make(chan *[]byte, 2)
+	free <- s.getBuf(p.m.ChunkSize)
+	free <- s.getBuf(p.m.ChunkSize)
+	jobs := make(chan sinkJob, 2)
+	sinkDone := make(chan error, 1)
+	var sinkBad atomic.Bool
+	go func() {
+		var err error
+		for j := range jobs {
+			if j.release != nil {
+				sc.release(j.release)
+				continue
+			}
+			if err == nil {
+				if err = g.store(cn.peer, p, sc, j.i, (*j.buf)[:p.m.ChunkLen(j.i)]); err != nil {
+					sinkBad.Store(true)
+				}
+			}
+			free <- j.buf
+		}
+		sinkDone <- err
+	}()
 	var q []*request
 	defer func() {
+		close(jobs)
+		if serr := <-sinkDone; serr != nil {
+			err = serr // bad data (or a disk error) explains whatever the worker saw
+		}
 		for _, r := range q {
 			sc.release(r)
 		}
+		s.putBuf(<-free)
+		s.putBuf(<-free)
 	}()
 	for {
 		changed := sc.wait()
@@ -501,17 +533,28 @@ func (g *getter) work(ctx context.Context, ai peer.AddrInfo) (err error) {
 			}
 		}
 		r := q[0]
-		err := g.receive(cn, p, sc, r, *buf)
-		q = q[1:]
-		sc.release(r)
-		if err != nil {
+		if err := g.receive(cn, p, r, free, jobs, &sinkBad); err != nil {
 			return err
 		}
+		q = q[1:]
+		jobs <- sinkJob{release: r}
 	}
 }
 
-// receive reads the answer to r, verifying each chunk before it is written.
-func (g *getter) receive(cn *conn, p *partial, sc *scheduler, r *request, buf []byte) error {
+// sinkJob is a chunk read from the network (buf holds it) for the sink to
+// verify and write, or a request to release once its chunks are stored.
+type sinkJob struct {
+	i       int
+	buf     *[]byte
+	release *request
+}
+
+// errSinkFailed stops a worker whose sink refused a chunk; the sink's own
+// error is what the worker reports.
+var errSinkFailed = errors.New("chunk refused")
+
+// receive reads the answer to r and hands each chunk to the sink.
+func (g *getter) receive(cn *conn, p *partial, r *request, free chan *[]byte, jobs chan<- sinkJob, bad *atomic.Bool) error {
 	m := p.m
 	var want uint64
 	for i := r.first; i < r.first+r.count; i++ {
@@ -522,27 +565,39 @@ func (g *getter) receive(cn *conn, p *partial, sc *scheduler, r *request, buf []
 		return err
 	}
 	for i := r.first; i < r.first+r.count; i++ {
-		b := buf[:m.ChunkLen(i)]
-		if err := cn.readFull(sr, b); err != nil {
+		buf := <-free
+		if bad.Load() {
+			free <- buf
+			return errSinkFailed
+		}
+		if err := cn.readFull(sr, (*buf)[:m.ChunkLen(i)]); err != nil {
+			free <- buf
 			return fmt.Errorf("chunk %d: %w", i, err)
 		}
-		if !m.VerifyChunk(i, b) {
-			return fmt.Errorf("%w: chunk %d does not match the manifest", errBadData, i)
-		}
-		if sc.isDone(i) {
-			continue // an endgame duplicate that lost
-		}
-		if _, err := p.data.WriteAt(b, m.ChunkOffset(i)); err != nil {
-			return &fatalError{fmt.Errorf("transfer %s: write partial data: %w", g.c, err)}
-		}
-		if sc.markDone(i) {
-			g.fetched.Add(1)
-			g.mu.Lock()
-			g.provs[cn.peer].served++
-			g.mu.Unlock()
-		}
+		jobs <- sinkJob{i: i, buf: buf}
 	}
 	return cn.finish(sr)
+}
+
+// store verifies chunk i and, unless another provider stored it first,
+// writes it to the partial file and marks it done.
+func (g *getter) store(from peer.ID, p *partial, sc *scheduler, i int, b []byte) error {
+	if !p.m.VerifyChunk(i, b) {
+		return fmt.Errorf("%w: chunk %d does not match the manifest", errBadData, i)
+	}
+	if sc.isDone(i) {
+		return nil // an endgame duplicate that lost
+	}
+	if _, err := p.data.WriteAt(b, p.m.ChunkOffset(i)); err != nil {
+		return &fatalError{fmt.Errorf("transfer %s: write partial data: %w", g.c, err)}
+	}
+	if sc.markDone(i) {
+		g.fetched.Add(1)
+		g.mu.Lock()
+		g.provs[from].served++
+		g.mu.Unlock()
+	}
+	return nil
 }
 
 // ensureManifest makes sure the manifest and the partial download exist,

@@ -52,7 +52,7 @@ func (s *Service) Transfers() []Info {
 func (g *getter) info() Info {
 	sc := g.getSched()
 	g.mu.Lock()
-	in := Info{CID: g.c, Name: g.name, Rate: g.rate, State: g.state}
+	in := Info{CID: g.c, Name: g.name, Rate: g.rate, State: g.currentState()}
 	if g.part != nil {
 		in.Total = g.part.m.Size
 	}
