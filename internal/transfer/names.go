@@ -14,6 +14,9 @@ import (
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
+// link is os.Link; tests replace it to take the cross-file-system path.
+var link = os.Link
+
 // maxNameTries bounds the "name (N).ext" search.
 const maxNameTries = 10000
 
@@ -48,18 +51,18 @@ func numbered(name string, n int) string {
 func place(src, dst string, exact bool) (string, error) {
 	dir, name := filepath.Dir(dst), filepath.Base(dst)
 	tmp := ""
-	link := func(target string) error {
+	try := func(target string) error {
 		from := src
 		if tmp != "" {
 			from = tmp
 		}
-		err := os.Link(from, target)
+		err := link(from, target)
 		if err != nil && tmp == "" && errors.Is(err, syscall.EXDEV) {
 			if tmp, err = copyToTemp(src, dir); err != nil {
 				tmp = ""
 				return err
 			}
-			err = os.Link(tmp, target)
+			err = link(tmp, target)
 		}
 		return err
 	}
@@ -76,7 +79,7 @@ func place(src, dst string, exact bool) (string, error) {
 			}
 			target = filepath.Join(dir, numbered(name, n))
 		}
-		err := link(target)
+		err := try(target)
 		if err == nil {
 			if err := syncDir(dir); err != nil {
 				return target, err

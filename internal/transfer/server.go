@@ -44,10 +44,12 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 		return ErrClosed
 	}
 	s.serving[remote]++
+	s.streams[st] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
+		delete(s.streams, st)
 		if s.serving[remote]--; s.serving[remote] == 0 {
 			delete(s.serving, remote)
 		}

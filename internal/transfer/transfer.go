@@ -31,6 +31,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/internal/bbsaes"
@@ -132,7 +133,8 @@ type Service struct {
 	closed  bool
 	gets    map[string]*getter // running downloads by CID key
 	serving map[peer.ID]int    // open fetch streams per peer
-	wg      sync.WaitGroup     // handlers and Gets
+	streams map[network.Stream]struct{}
+	wg      sync.WaitGroup // handlers and Gets
 
 	// test hooks, set only by tests before use
 	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
@@ -176,6 +178,7 @@ func New(cfg Config) (*Service, error) {
 		log:     cfg.Logger.With("component", "transfer"),
 		gets:    make(map[string]*getter),
 		serving: make(map[peer.ID]int),
+		streams: make(map[network.Stream]struct{}),
 	}
 	if cfg.Source != nil {
 		cfg.Host.SetStreamHandler(proto.FetchID, s.handle)
@@ -194,6 +197,9 @@ func (s *Service) Close() error {
 	s.closed = true
 	for _, g := range s.gets {
 		g.cancel(ErrClosed)
+	}
+	for st := range s.streams {
+		st.Reset() // its handler returns at once, not after the idle timeout
 	}
 	s.mu.Unlock()
 	if s.cfg.Source != nil {

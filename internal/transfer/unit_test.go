@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,5 +198,90 @@ func TestGetRejectsForeignCID(t *testing.T) {
 	v0 := cid.NewCidV0(bad.Hash())
 	if _, err := cli.svc.Get(ctxT(t, time.Second), v0, GetOptions{}); !errors.Is(err, manifest.ErrBadCID) {
 		t.Fatalf("Get of a CIDv0: %v, want ErrBadCID", err)
+	}
+}
+
+func TestPlaceAcrossFileSystems(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.WriteFile(src, []byte("payload"), 0o600)
+	// os.Link fails with EXDEV for the partial file, as it would across
+	// file systems; linking the copy made in the target directory works.
+	orig := link
+	t.Cleanup(func() { link = orig })
+	var tried []string
+	link = func(from, to string) error {
+		tried = append(tried, from)
+		if from == src {
+			return &os.LinkError{Op: "link", Old: from, New: to, Err: syscall.EXDEV}
+		}
+		return orig(from, to)
+	}
+	os.WriteFile(filepath.Join(dir, "f.txt"), []byte("old"), 0o644)
+	got, err := place(src, filepath.Join(dir, "f.txt"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != filepath.Join(dir, "f (1).txt") {
+		t.Fatalf("placed at %s", got)
+	}
+	if b, _ := os.ReadFile(got); string(b) != "payload" {
+		t.Fatalf("content %q", b)
+	}
+	if len(tried) < 2 || tried[1] == src {
+		t.Fatalf("links tried from %v, want the partial then a temporary copy", tried)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 3 { // src, f.txt, f (1).txt: the temporary copy is gone
+		t.Fatalf("directory holds %d entries, want 3", len(ents))
+	}
+}
+
+func TestCloseResetsIdleServerStreams(t *testing.T) {
+	srv := newNode(t)
+	c := srv.publish(t, "i.bin", pattern(testChunk, 30), testChunk)
+	cli := newNode(t)
+	cn, err := cli.svc.dial(ctxT(t, time.Minute), addrInfo(srv.h), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.reset()
+	if _, _, err := cn.fetchManifest(); err != nil {
+		t.Fatal(err)
+	}
+	// The fetcher now idles; Close must not wait for the idle timeout.
+	closed := make(chan struct{})
+	go func() {
+		srv.svc.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for an idle fetch stream")
+	}
+}
+
+func TestServerLimitsStreamsPerPeer(t *testing.T) {
+	srv := newNode(t)
+	c := srv.publish(t, "l.bin", pattern(testChunk, 31), testChunk)
+	cli := newNode(t)
+	ctx := ctxT(t, time.Minute)
+	var conns []*conn
+	defer func() {
+		for _, cn := range conns {
+			cn.reset()
+		}
+	}()
+	for range maxServerStreamsPerPeer {
+		cn, err := cli.svc.dial(ctx, addrInfo(srv.h), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+	}
+	if cn, err := cli.svc.dial(ctx, addrInfo(srv.h), c); err == nil {
+		cn.reset()
+		t.Fatalf("stream %d from one peer was served", maxServerStreamsPerPeer+1)
 	}
 }
