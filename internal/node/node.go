@@ -17,6 +17,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
@@ -39,6 +40,8 @@ type Config struct {
 	// (default and minimum in production: 2048).
 	BBSBits int
 	Logger  *slog.Logger
+	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
+	DHTOptions []dht.Option
 }
 
 // Node is a running p2pshare node.
@@ -98,6 +101,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MDNS:        cfg.MDNS,
 		Keepalive:   cfg.Keepalive,
 		Logger:      cfg.Logger,
+		DHTOptions:  cfg.DHTOptions,
 	})
 	if err != nil {
 		return nil, err
@@ -170,7 +174,19 @@ func (f finder) FindProviders(ctx context.Context, c cid.Cid) <-chan peer.AddrIn
 		}
 		ps := f.n.P2P.Host().Peerstore()
 		for _, id := range f.n.Share.Providers(c) {
-			if !send(peer.AddrInfo{ID: id, Addrs: ps.Addrs(id)}) {
+			ai := peer.AddrInfo{ID: id, Addrs: ps.Addrs(id)}
+			if len(ai.Addrs) == 0 {
+				// Announced through gossip by a peer we never met: ask
+				// the DHT where it is.
+				lookup, cancel := context.WithTimeout(ctx, 10*time.Second)
+				found, err := f.n.P2P.DHT().FindPeer(lookup, id)
+				cancel()
+				if err != nil {
+					continue
+				}
+				ai = found
+			}
+			if !send(ai) {
 				return
 			}
 		}
