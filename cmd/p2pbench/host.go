@@ -96,7 +96,7 @@ func isLoopback(a ma.Multiaddr) bool {
 	return err == nil && net.IP(ip).IsLoopback()
 }
 
-func (loopbackOnly) InterceptPeerDial(peer.ID) bool                 { return true }
+func (loopbackOnly) InterceptPeerDial(peer.ID) bool                   { return true }
 func (loopbackOnly) InterceptAddrDial(_ peer.ID, a ma.Multiaddr) bool { return isLoopback(a) }
 func (loopbackOnly) InterceptAccept(c network.ConnMultiaddrs) bool {
 	return isLoopback(c.RemoteMultiaddr())

@@ -31,13 +31,13 @@ import (
 
 // Result is one measurement, printed as one JSON line.
 type Result struct {
-	Bench  string  `json:"bench"`            // transfer, publish, dht, discovery, memory, small
-	Case   string  `json:"case"`             // e.g. tcp, libp2p, get1, get3
-	Metric string  `json:"metric"`           // e.g. MBps, ms, peers, MiB
+	Bench  string  `json:"bench"`  // transfer, publish, dht, discovery, memory, small
+	Case   string  `json:"case"`   // e.g. tcp, libp2p, get1, get3
+	Metric string  `json:"metric"` // e.g. MBps, ms, peers, MiB
 	Value  float64 `json:"value"`
 	Run    int     `json:"run"`
-	Size   int64   `json:"size,omitempty"`   // bytes moved, where it applies
-	N      int     `json:"n,omitempty"`      // hosts, nodes or files, where it applies
+	Size   int64   `json:"size,omitempty"` // bytes moved, where it applies
+	N      int     `json:"n,omitempty"`    // hosts, nodes or files, where it applies
 	Note   string  `json:"note,omitempty"`
 }
 
