@@ -23,10 +23,13 @@ import (
 
 // GetOptions tunes one download.
 type GetOptions struct {
-	Name     string         // file name to save as (from the catalog); default: the CID string
-	Output   string         // explicit path; it must not exist (ErrExists), never overwritten
-	From     []peer.ID      // only these providers
-	Progress func(Progress) // called about every 100 ms and once at the end, from one goroutine
+	Name   string    // file name to save as (from the catalog); default: the CID string
+	Output string    // explicit path; it must not exist (ErrExists), never overwritten
+	From   []peer.ID // only these providers
+	// Progress is called about every 100 ms and once at the end, from one
+	// goroutine, never after Get returned. It must not call Cancel for
+	// the same CID (Cancel waits for Get); cancel Get's ctx instead.
+	Progress func(Progress)
 }
 
 // Progress is a snapshot of a running download.
@@ -150,7 +153,7 @@ func (s *Service) Get(ctx context.Context, c cid.Cid, opt GetOptions) (*Result, 
 	g := &getter{
 		s: s, c: c, opt: opt, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), msem: make(chan struct{}, 1), ready: make(chan struct{}),
-		provs: make(map[peer.ID]*pstate), startAt: time.Now(),
+		provs: make(map[peer.ID]*pstate), startAt: time.Now(), name: SanitizeName(opt.Name, c),
 	}
 	key := c.KeyString()
 	s.mu.Lock()
@@ -180,12 +183,13 @@ func (g *getter) log() *slog.Logger { return g.s.log.With("cid", g.c.String()) }
 func (g *getter) run() (*Result, error) {
 	s := g.s
 	dir := partialDir(s.cfg.DownloadDir, g.c)
-	g.name = SanitizeName(g.opt.Name, g.c)
 	if p, done, err := openPartial(dir, g.c); err == nil {
+		g.mu.Lock()
 		if g.opt.Name == "" {
 			g.name = SanitizeName(p.name, g.c)
 		}
 		p.name = g.name
+		g.mu.Unlock()
 		g.resumed = p.resumed
 		g.setup(p, done)
 		g.log().Info("resuming download", "verified_chunks", p.resumed, "of", len(done))
