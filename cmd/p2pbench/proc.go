@@ -236,7 +236,10 @@ var _ = syscall.SIGTERM
 // makeBBSKey starts a throw-away node once so it makes its BBS modulus,
 // and returns the key's path, to be copied into every benchmark node.
 func makeBBSKey(bin, work string) (string, error) {
-	dir := filepath.Join(work, "keytemplate")
+	if d := os.Getenv("P2PBENCH_KEYDIR"); d != "" {
+		work = d
+	}
+	dir := filepath.Join(work, "p2pbench-keytemplate")
 	key := filepath.Join(dir, "bbs.key")
 	if _, err := os.Stat(key); err == nil {
 		return key, nil

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# p2pshare benchmarks, inside a private network namespace (loopback only,
+# multicast on for mDNS): nothing is sent on any real interface.
+#
+#   scripts/bench.sh            quick mode (256 MiB transfers, 50-host DHT, 4 nodes; a few minutes)
+#   scripts/bench.sh --full     1 GiB and 4 GiB transfers, 50- and 200-host DHT, 8 nodes, 1,000 small files
+#   options: --runs N (runs per figure, default 5), --keep (keep the work folder),
+#            --cpuprofile DIR (CPU profiles of the in-process parts)
+#
+# Builds bin/p2pshare and bin/p2pbench, runs the p2pbench subcommands (each
+# prints JSON lines), aggregates them with `p2pbench report`, prints the
+# table and writes BENCHMARKS.md.
+set -euo pipefail
+
+MODE=quick
+RUNS=5
+KEEP=0
+PROF=
+ARGS=("$@")
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --full) MODE=full ;;
+    --quick) MODE=quick ;;
+    --runs) RUNS=$2; shift ;;
+    --keep) KEEP=1 ;;
+    --cpuprofile) PROF=$2; shift ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
+  esac
+  shift
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+if [[ -z ${P2PBENCH_IN_NS:-} ]]; then
+  echo "== building bin/p2pshare and bin/p2pbench"
+  go build -o bin/p2pshare ./cmd/node
+  go build -o bin/p2pbench ./cmd/p2pbench
+  command -v unshare >/dev/null || { echo "bench: needs unshare (util-linux)" >&2; exit 1; }
+  command -v ip >/dev/null || { echo "bench: needs ip (iproute2)" >&2; exit 1; }
+  command -v openssl >/dev/null || { echo "bench: needs openssl" >&2; exit 1; }
+  echo "== entering a private network namespace (loopback only, multicast on)"
+  exec unshare -rn env P2PBENCH_IN_NS=1 P2PBENCH_START=$(date +%s) bash -c '
+    ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo || exit 1
+    exec bash "$0" "$@"' "$0" "${ARGS[@]}"
+fi
+
+# Inside the namespace: nothing but loopback exists.
+if ip -o link show | grep -qv ': lo:'; then
+  echo "bench: refusing to run: an interface other than lo is visible" >&2
+  exit 1
+fi
+
+WORK=$(mktemp -d /tmp/p2pbench.XXXXXX)
+export P2PBENCH_KEYDIR=$WORK TMPDIR=$WORK
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+cleanup() {
+  # p2pbench kills its own node processes; anything left is a child of ours.
+  jobs -p | xargs -r kill 2>/dev/null || true
+  if [[ $KEEP = 1 ]]; then echo "work folder kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+B=$ROOT/bin/p2pbench
+N=$ROOT/bin/p2pshare
+prof() { [[ -n $PROF ]] && { mkdir -p "$PROF"; echo "-cpuprofile=$PROF/$1.pprof"; } || true; }
+step() { echo "== $* ($(date +%T))" >&2; }
+
+if [[ $MODE = full ]]; then
+  SIZES=(1GiB); BIG=4GiB; DHTN=(50 200); DISC=8; SMALL=1000
+else
+  SIZES=(256MiB); BIG=; DHTN=(50); DISC=4; SMALL=200
+fi
+
+for size in "${SIZES[@]}"; do
+  step "generating a $size pseudo-random file"
+  "$B" gen -file "$WORK/data-$size.bin" -size "$size"
+  step "transfer $size: TCP copy, bare libp2p, get from 1 and 3 providers x $RUNS"
+  "$B" transfer -bin "$N" -file "$WORK/data-$size.bin" -runs "$RUNS" -providers 3 -work "$WORK/transfer-$size" >>"$RESULTS"
+  rm -rf "$WORK/transfer-$size"
+  step "publish $size: openssl dgst -sha256, manifest.Build, publish command x $RUNS"
+  "$B" hash -bin "$N" -file "$WORK/data-$size.bin" -runs "$RUNS" $(prof hash) >>"$RESULTS"
+  rm -f "$WORK/data-$size.bin"
+done
+
+if [[ -n $BIG ]]; then
+  step "generating a $BIG pseudo-random file"
+  "$B" gen -file "$WORK/data-$BIG.bin" -size "$BIG"
+  step "transfer $BIG (memory): 1 provider x 1, with baselines"
+  "$B" transfer -bin "$N" -file "$WORK/data-$BIG.bin" -runs 1 -providers 1 -work "$WORK/transfer-$BIG" >>"$RESULTS"
+  rm -rf "$WORK/transfer-$BIG" "$WORK/data-$BIG.bin"
+fi
+
+for n in "${DHTN[@]}"; do
+  step "DHT: $n in-process hosts, 20 lookups"
+  "$B" dht -n "$n" -lookups 20 $(prof "dht$n") >>"$RESULTS"
+done
+
+step "discovery: $DISC nodes by mDNS x 3"
+"$B" discovery -bin "$N" -n "$DISC" -runs 3 >>"$RESULTS"
+
+step "small files: $SMALL x 4 KiB, publish and get x 2"
+"$B" small -bin "$N" -count "$SMALL" -size 4KiB -runs 2 >>"$RESULTS"
+
+cp "$RESULTS" "$ROOT/bin/bench-results-$MODE.jsonl"
+CMD="bash scripts/bench.sh"
+[[ $MODE = full ]] && CMD="$CMD --full"
+[[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
+echo
+"$B" report -in "$RESULTS" -out "$ROOT/BENCHMARKS.md" -mode "$MODE" -cmd "$CMD" \
+  -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s"
+echo
+echo "wrote BENCHMARKS.md (raw results: bin/bench-results-$MODE.jsonl)"
