@@ -35,13 +35,15 @@ func smallRequests(c *Config) { c.ChunksPerRequest = 2; c.Window = 2 }
 func TestGetFailover(t *testing.T) {
 	data := pattern(128*testChunk, 10)
 	srvs, ais, c := providers(t, 3, data)
+	killed := make(chan struct{})
+	// The others pause after their first answer until the victim is dead,
+	// so it is killed mid-transfer whatever the scheduling.
 	logs := make([]*servedLog, 3)
 	for i := range srvs {
 		logs[i] = &servedLog{}
-		srvs[i].svc.onServe = logs[i].hook(nil)
+		srvs[i].svc.onServe = logs[i].hook(func(int) { <-killed })
 	}
 	victim := srvs[0]
-	killed := make(chan struct{})
 	var once sync.Once
 	victim.svc.onServe = logs[0].hook(func(total int) {
 		if total >= 6 {
@@ -53,6 +55,8 @@ func TestGetFailover(t *testing.T) {
 			})
 		}
 	})
+	// Never leave the others blocked (Close waits for their handlers).
+	t.Cleanup(func() { once.Do(func() { close(killed) }) })
 	cli := newNode(t, smallRequests)
 	cli.fnd.set(ais...)
 	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "f.bin"})
@@ -77,12 +81,23 @@ func TestGetFailover(t *testing.T) {
 }
 
 func TestGetBadProvider(t *testing.T) {
-	data := pattern(256*testChunk, 11)
+	data := pattern(64*testChunk, 11)
 	srvs, ais, c := providers(t, 3, data)
 	bad := srvs[2]
 	// Corrupt after the server's own verification, as a malicious or
-	// broken peer would.
-	bad.svc.corrupt = func(_ int, b []byte) { b[len(b)/2] ^= 0x10 }
+	// broken peer would. The good providers pause after their first answer
+	// until the bad one has sent a corrupted chunk, so it surely does.
+	corrupted := make(chan struct{})
+	var once sync.Once
+	bad.svc.corrupt = func(_ int, b []byte) {
+		b[len(b)/2] ^= 0x10
+		once.Do(func() { close(corrupted) })
+	}
+	for _, s := range srvs[:2] {
+		var l servedLog
+		s.svc.onServe = l.hook(func(int) { <-corrupted })
+	}
+	t.Cleanup(func() { once.Do(func() { close(corrupted) }) })
 	cli := newNode(t, func(c *Config) { c.ChunksPerRequest = 4; c.Window = 2 })
 	cli.fnd.set(ais...)
 	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "f.bin"})
