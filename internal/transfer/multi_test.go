@@ -394,3 +394,32 @@ func TestChangedFileNotServed(t *testing.T) {
 		t.Fatalf("the server sent %d chunks of a changed file", served.count())
 	}
 }
+
+func TestEndgameFinishesAStalledProvider(t *testing.T) {
+	data := pattern(32*testChunk, 17)
+	srvs, ais, c := providers(t, 2, data)
+	stalledA, slowB := srvs[0], srvs[1]
+	aStalled, release := make(chan struct{}), make(chan struct{})
+	var onceA, onceR sync.Once
+	var la, lb servedLog
+	// A answers one request, then stops answering with the rest of its
+	// window still in flight; B waits for that before going on.
+	stalledA.svc.onServe = la.hook(func(int) {
+		onceA.Do(func() { close(aStalled) })
+		<-release
+	})
+	slowB.svc.onServe = lb.hook(func(int) { <-aStalled })
+	t.Cleanup(func() { onceR.Do(func() { close(release) }) })
+	cli := newNode(t, smallRequests)
+	cli.fnd.set(ais...)
+	// Without the endgame, A's unanswered request would hold the download
+	// until the 30 s I/O timeout; the deadline is well below that.
+	res, err := cli.svc.Get(ctxT(t, 15*time.Second), c, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res.Path, data)
+	if la.count() != 2 || res.Fetched != 32 {
+		t.Fatalf("A served %d chunks (want its first request only), fetched %d", la.count(), res.Fetched)
+	}
+}
