@@ -20,14 +20,30 @@ import (
 // hops and starts from a node that holds no record.
 func TestDHTProviderLookup(t *testing.T) {
 	checkLeaks(t)
+	const (
+		ringSize   = 12
+		bucketSize = 4
+	)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	cfg := func() Config {
 		c := testConfig(t, t.TempDir())
-		// No background refresh: the only lookups are the ones under test,
-		// so who is connected to whom stays what the test built.
-		c.DHTOptions = []dht.Option{dht.DisableAutoRefresh()}
+		c.DHTOptions = []dht.Option{
+			// No background refresh: the only lookups are the ones under
+			// test, so who is connected to whom stays what the test built.
+			dht.DisableAutoRefresh(),
+			// Records go to the bucketSize peers closest to the key, so
+			// most nodes hold none and the fetcher must walk to them.
+			dht.BucketSize(bucketSize),
+			// A lookup stops once the beta closest peers it has heard of
+			// answered. In a sparse ring whose routing tables never
+			// refresh, the default (3) stops at a local minimum (seen: the
+			// publisher's records on one half of the ring, the fetcher's
+			// walk on the other). Beta above the node count makes every
+			// lookup walk on until it reaches the true closest peers.
+			dht.Resiliency(ringSize + 2),
+		}
 		return c
 	}
 	connect := func(from, to *Node) {
@@ -37,7 +53,6 @@ func TestDHTProviderLookup(t *testing.T) {
 		}
 	}
 
-	const ringSize = 12
 	ring := make([]*Node, ringSize)
 	for i := range ring {
 		ring[i] = openNode(t, cfg())
@@ -58,6 +73,16 @@ func TestDHTProviderLookup(t *testing.T) {
 	// drop keys in tiny networks).
 	if err := pub.DHT().Provide(ctx, key, true); err != nil {
 		t.Fatalf("Provide: %v", err)
+	}
+
+	holders := 0
+	for _, n := range ring {
+		if local, _ := n.DHT().ProviderStore().GetProviders(ctx, key.Hash()); len(local) > 0 {
+			holders++
+		}
+	}
+	if holders >= ringSize/2 {
+		t.Fatalf("%d of %d ring nodes hold the record: the lookup would not need to walk", holders, ringSize)
 	}
 
 	g := openNode(t, cfg())
@@ -88,6 +113,12 @@ func TestDHTProviderLookup(t *testing.T) {
 		found = ai
 	}
 	if found.ID != pub.ID() {
+		for i, n := range ring {
+			local, _ := n.DHT().ProviderStore().GetProviders(ctx, key.Hash())
+			t.Logf("ring[%d] %s: record=%v rt=%d", i, n.ID(), len(local) > 0, n.DHT().RoutingTable().Size())
+		}
+		t.Logf("G rt=%v", g.DHT().RoutingTable().ListPeers())
+		t.Logf("F rt=%v conns=%v", f.DHT().RoutingTable().ListPeers(), f.Host().Network().Peers())
 		t.Fatalf("FindProvidersAsync found %q, want the publisher %s", found.ID, pub.ID())
 	}
 	if len(found.Addrs) == 0 {
