@@ -423,3 +423,24 @@ func TestEndgameFinishesAStalledProvider(t *testing.T) {
 		t.Fatalf("A served %d chunks (want its first request only), fetched %d", la.count(), res.Fetched)
 	}
 }
+
+func TestGetFromOnly(t *testing.T) {
+	data := pattern(16*testChunk, 18)
+	srvs, ais, c := providers(t, 2, data)
+	var la, lb servedLog
+	srvs[0].svc.onServe = la.hook(nil)
+	srvs[1].svc.onServe = lb.hook(nil)
+	cli := newNode(t, smallRequests)
+	cli.fnd.set(ais...)
+	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{From: []peer.ID{srvs[1].h.ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res.Path, data)
+	if la.count() != 0 || lb.count() != 16 {
+		t.Fatalf("served %d by the excluded provider and %d by the chosen one", la.count(), lb.count())
+	}
+	if !slices.Equal(res.Providers, []peer.ID{srvs[1].h.ID()}) {
+		t.Fatalf("providers %v", res.Providers)
+	}
+}
