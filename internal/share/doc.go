@@ -21,8 +21,10 @@ var (
 	// ErrNotPublished: this node does not publish that content ID (any more).
 	ErrNotPublished = errors.New("not published")
 	// ErrChanged: the file changed on disk since it was hashed, so it is no
-	// longer served under its old content ID; publish it again.
-	ErrChanged = errors.New("file changed on disk since it was published")
+	// longer served under its old content ID; publish it again. It has a
+	// Changed method, which internal/transfer's server uses to answer
+	// CHANGED rather than NOT_SERVED without importing this package.
+	ErrChanged error = changedError{}
 	// ErrNotFound: no such file, published entry or remote entry.
 	ErrNotFound = errors.New("not found")
 	// ErrAmbiguous: a name matches several content IDs; use a CID.
@@ -30,3 +32,8 @@ var (
 	// ErrBadName: not a plain file name inside the share folder.
 	ErrBadName = errors.New("bad file name")
 )
+
+type changedError struct{}
+
+func (changedError) Error() string { return "file changed on disk since it was published" }
+func (changedError) Changed() bool { return true }

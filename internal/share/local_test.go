@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -338,3 +339,11 @@ func TestReprovideLoop(t *testing.T) {
 }
 
 var _ = cid.Undef
+
+// internal/transfer answers CHANGED for errors with a Changed method.
+func TestErrChangedTellsTransfer(t *testing.T) {
+	var ch interface{ Changed() bool }
+	if err := fmt.Errorf("open x: %w", ErrChanged); !errors.As(err, &ch) || !ch.Changed() {
+		t.Fatal("a wrapped ErrChanged does not report Changed() == true")
+	}
+}
