@@ -110,6 +110,6 @@ CMD="bash scripts/bench.sh"
 echo
 "$B" report -in "$RESULTS" -out "$ROOT/BENCHMARKS.md" -mode "$MODE" -cmd "$CMD" \
   -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s"
+  -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s" -notes "$ROOT/cmd/p2pbench/findings.md"
 echo
 echo "wrote BENCHMARKS.md (raw results: bin/bench-results-$MODE.jsonl)"

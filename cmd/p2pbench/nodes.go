@@ -172,6 +172,7 @@ func cmdSmall(args []string) error {
 		for _, nm := range names {
 			gets = append(gets, "get "+nm)
 		}
+		logf("small: run %d: getting %d files", run, *count)
 		lines, d, err = fetch.run(30*time.Minute, gets...)
 		if err != nil {
 			return err

@@ -64,6 +64,7 @@ func cmdReport(args []string) error {
 	command := fs.String("cmd", "bash scripts/bench.sh", "the command that produced the results")
 	commit := fs.String("commit", "", "git commit measured")
 	elapsed := fs.Duration("elapsed", 0, "wall time of the whole run")
+	notesFile := fs.String("notes", "", "markdown appended at the end (profile findings)")
 	fs.Parse(args)
 	f, err := os.Open(*in)
 	if err != nil {
@@ -330,6 +331,12 @@ func cmdReport(args []string) error {
 		fmt.Fprintf(&b, "Targets: %s.\n\n", strings.Join(summary, "; "))
 	}
 	b.WriteString(methodText)
+	if *notesFile != "" {
+		if nb, err := os.ReadFile(*notesFile); err == nil {
+			b.WriteString("\n")
+			b.Write(nb)
+		}
+	}
 	if _, err := io.WriteString(os.Stdout, b.String()); err != nil {
 		return err
 	}
