@@ -14,9 +14,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +60,11 @@ func run() error {
 	fs.BoolVar(&noMDNS, "no-mdns", false, "turn off LAN discovery by mDNS")
 	fs.DurationVar(&cfg.Keepalive, "keepalive", 10*time.Second, "interval of keepalive pings to known peers")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level for <data>/node.log: debug, info, warn, error")
+	fs.Func("max-upload-rate", "cap on what this node serves, bytes per second over all peers (e.g. 20MiB, 500KB; default no limit)", func(v string) error {
+		n, err := parseBytes(v)
+		cfg.UploadLimit = n
+		return err
+	})
 	fs.IntVar(&cfg.BBSBits, "bbs-bits", 2048, "size of the BBS modulus made on first start (at least 2048)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -117,4 +124,25 @@ func setupLogging(path, level string) (*slog.Logger, error) {
 	gologshim.SetDefaultHandler(h)
 	slog.SetDefault(slog.New(h))
 	return slog.New(h).With("logger", "p2pshare"), nil
+}
+
+// parseBytes reads a byte count with an optional unit: B, KB, MB, GB
+// (powers of 1000) or KiB, MiB, GiB (powers of 1024).
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), 1.0
+	for _, u := range units {
+		if strings.HasSuffix(strings.ToUpper(num), strings.ToUpper(u.suffix)) {
+			num, mult = strings.TrimSpace(num[:len(num)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) || v*mult > math.MaxInt64/2 {
+		return 0, fmt.Errorf("bad byte count %q (examples: 20MiB, 500KB, 1048576)", s)
+	}
+	return int64(v * mult), nil
 }

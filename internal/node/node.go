@@ -39,7 +39,9 @@ type Config struct {
 	// BBSBits is the size of the node's BBS modulus, made on first start
 	// (default and minimum in production: 2048).
 	BBSBits int
-	Logger  *slog.Logger
+	// UploadLimit caps what the node serves, bytes per second (0: none).
+	UploadLimit int64
+	Logger      *slog.Logger
 	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
 	DHTOptions []dht.Option
 }
@@ -128,6 +130,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		BBSKey:      bbsKey,
 		Finder:      finder{n},
 		DownloadDir: cfg.DownloadDir,
+		UploadLimit: cfg.UploadLimit,
 		Logger:      cfg.Logger,
 	})
 	if err != nil {

@@ -46,7 +46,12 @@ func openNodes(t *testing.T, n int) []*Node {
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			Keepalive:   -1,
 			Logger:      slog.New(slog.DiscardHandler),
-			DHTOptions:  []dht.Option{dht.DisableAutoRefresh()},
+			// As in internal/p2p's lookup test: no background refresh, so
+			// only the lookup under test connects anyone; small buckets so
+			// most nodes hold no record; beta above the node count so a
+			// lookup in this sparse, never-refreshed ring walks on to the
+			// true closest peers instead of stopping at a local minimum.
+			DHTOptions: []dht.Option{dht.DisableAutoRefresh(), dht.BucketSize(4), dht.Resiliency(n + 2)},
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"golang.org/x/time/rate"
 
 	"github.com/p2pshare/p2pshare/internal/manifest"
 )
@@ -117,31 +116,10 @@ func BenchmarkBareStream(b *testing.B) {
 // throttle), to compare one against three bandwidth-bound providers.
 const throttleRate = 20 << 20 // bytes/s per provider
 
-type rateWriter struct {
-	w io.Writer
-	l *rate.Limiter
-}
-
-func (r rateWriter) Write(p []byte) (int, error) {
-	for off := 0; off < len(p); {
-		n := min(len(p)-off, r.l.Burst())
-		if err := r.l.WaitN(context.Background(), n); err != nil {
-			return off, err
-		}
-		k, err := r.w.Write(p[off : off+n])
-		off += k
-		if err != nil {
-			return off, err
-		}
-	}
-	return len(p), nil
-}
-
 func benchThrottled(b *testing.B, providers int) {
 	srvs, cli, c := benchNodes(b, providers)
 	for _, s := range srvs {
-		l := rate.NewLimiter(throttleRate, 256<<10)
-		s.svc.tapWire = func(_ peer.ID, w io.Writer) io.Writer { return rateWriter{w, l} }
+		s.svc.upload = newUploadLimiter(throttleRate)
 	}
 	benchGet(b, cli, c)
 }

@@ -87,8 +87,11 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 	st.SetDeadline(time.Time{})
 
 	var w io.Writer = st
+	if s.upload != nil {
+		w = rateWriter{w, s.upload}
+	}
 	if s.tapWire != nil {
-		w = s.tapWire(remote, st)
+		w = s.tapWire(remote, w)
 	}
 	srv := &server{s: s, st: st, w: w, sess: sess, remote: remote}
 	defer srv.release()

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
 	"log/slog"
 	"os"
@@ -121,6 +122,10 @@ type Config struct {
 	// (bbsaes.Config.MinModulusBits). Tests only: production leaves it 0,
 	// the bbsaes default (2048 bits).
 	MinModulusBits int
+
+	// UploadLimit caps what this node serves, in bytes per second over all
+	// streams; 0 means no limit.
+	UploadLimit int64
 }
 
 // Service serves the fetch protocol and runs downloads.
@@ -140,6 +145,7 @@ type Service struct {
 	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
 	corrupt func(chunk int, data []byte)           // applied after the server verified a chunk
 	tapWire func(p peer.ID, w io.Writer) io.Writer // wraps the server's stream writer
+	upload  *rate.Limiter                          // Config.UploadLimit; nil: none
 }
 
 // New creates the service and registers the fetch handler on the host.
@@ -179,6 +185,7 @@ func New(cfg Config) (*Service, error) {
 		gets:    make(map[string]*getter),
 		serving: make(map[peer.ID]int),
 		streams: make(map[network.Stream]struct{}),
+		upload:  newUploadLimiter(cfg.UploadLimit),
 	}
 	if cfg.Source != nil {
 		cfg.Host.SetStreamHandler(proto.FetchID, s.handle)

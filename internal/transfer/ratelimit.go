@@ -1,0 +1,42 @@
+package transfer
+
+import (
+	"context"
+	"io"
+
+	"golang.org/x/time/rate"
+)
+
+// rateWriter limits the bytes written through it with a limiter that may be
+// shared by many writers (the server's upload limit is one limiter for all
+// its streams).
+type rateWriter struct {
+	w io.Writer
+	l *rate.Limiter
+}
+
+func (r rateWriter) Write(p []byte) (int, error) {
+	for off := 0; off < len(p); {
+		n := min(len(p)-off, r.l.Burst())
+		if err := r.l.WaitN(context.Background(), n); err != nil {
+			return off, err
+		}
+		k, err := r.w.Write(p[off : off+n])
+		off += k
+		if err != nil {
+			return off, err
+		}
+	}
+	return len(p), nil
+}
+
+// newUploadLimiter returns a limiter of bytesPerSec, or nil for no limit.
+// The burst is a tenth of a second of traffic, at least 16 KiB, at most
+// 256 KiB, so waits stay short and the rate stays smooth.
+func newUploadLimiter(bytesPerSec int64) *rate.Limiter {
+	if bytesPerSec <= 0 {
+		return nil
+	}
+	burst := int(min(max(bytesPerSec/10, 16<<10), 256<<10))
+	return rate.NewLimiter(rate.Limit(bytesPerSec), burst)
+}
