@@ -61,7 +61,7 @@ func commands() []*command {
 		{name: "peers", usage: "peers [--refresh]", help: "list every peer ever seen: online or offline, last seen, round-trip time, how it was found", run: cmdPeers},
 		{name: "id", usage: "id", help: "show this node's peer ID and listen addresses", run: cmdID},
 		{name: "connect", usage: "connect MULTIADDR", help: "connect to a peer by address (for peers beyond the LAN)", run: cmdConnect},
-		{name: "wait", usage: "wait peers N | file NAME | gone NAME | online PEER | offline PEER [--timeout D]", help: "wait until a condition holds (for scripts)", run: cmdWait},
+		{name: "wait", usage: "wait peers N | file NAME [--providers N] | gone NAME | online PEER | offline PEER [--timeout D]", help: "wait until a condition holds (for scripts)", run: cmdWait},
 		{name: "echo", usage: "echo TEXT...", help: "print TEXT (for scripts)", run: cmdEcho},
 		{name: "help", usage: "help [COMMAND]", help: "list commands, or show one command's usage", run: cmdHelp},
 		{name: "quit", aliases: []string{"exit"}, usage: "quit", help: "stop the node and leave", run: func(context.Context, *call, []string) error { return errQuit }},

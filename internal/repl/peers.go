@@ -59,12 +59,13 @@ func cmdPeers(ctx context.Context, c *call, args []string) error {
 func cmdWait(ctx context.Context, c *call, args []string) error {
 	fs := c.flags()
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	providers := fs.Int("providers", 1, "with file: at least this many online providers")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 {
-		return errors.New("usage: wait peers N | file NAME | gone NAME | online PEER | offline PEER [--timeout D]")
+		return errors.New("usage: wait peers N | file NAME [--providers N] | gone NAME | online PEER | offline PEER [--timeout D]")
 	}
 	what, arg := pos[0], pos[1]
 	var cond func() bool
@@ -76,7 +77,7 @@ func cmdWait(ctx context.Context, c *call, args []string) error {
 		}
 		cond = func() bool { return countOnline(c) >= n }
 	case "file":
-		cond = func() bool { return hasName(c.r.d.Share.Available(), arg) }
+		cond = func() bool { return onlineProviders(c.r.d.Share.Available(), arg) >= *providers }
 	case "gone":
 		cond = func() bool { return !hasName(c.r.d.Share.Available(), arg) }
 	case "online", "offline":
@@ -117,6 +118,22 @@ func countOnline(c *call) int {
 	for _, p := range c.r.d.Node.Peers().List() {
 		if p.Online {
 			n++
+		}
+	}
+	return n
+}
+
+// onlineProviders counts the online providers of the entries named name
+// (or with that CID).
+func onlineProviders(list []share.Remote, name string) int {
+	n := 0
+	for _, r := range list {
+		if r.Name == name || r.CID.String() == name {
+			for _, p := range r.Providers {
+				if p.Online {
+					n++
+				}
+			}
 		}
 	}
 	return n

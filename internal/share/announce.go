@@ -229,11 +229,33 @@ func (s *Service) announce(kind proto.Announcement_Kind, entries []Entry) {
 			s.log.Error("announce: marshal", "err", err)
 			return
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, announceTimeout)
-		err = s.topic.Publish(ctx, data)
-		cancel()
-		if err != nil {
-			s.log.Warn("announce failed; peers will catch up on their next catalog pull", "kind", kind, "err", err)
-		}
+		s.publishAnnouncement(kind, data)
+		// GossipSub (v0.19) can drop a message published to a peer whose
+		// mesh is not formed yet, as right after it connected: send the
+		// same bytes once more after a heartbeat or two. Receivers order
+		// announcements per (publisher, CID) by time, so a repeat is
+		// idempotent and can never undo a later announcement.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			t := time.NewTimer(announceRepeat)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				s.publishAnnouncement(kind, data)
+			case <-s.ctx.Done():
+			}
+		}()
+	}
+}
+
+// announceRepeat is when an announcement is sent a second time.
+const announceRepeat = 2 * time.Second
+
+func (s *Service) publishAnnouncement(kind proto.Announcement_Kind, data []byte) {
+	ctx, cancel := context.WithTimeout(s.ctx, announceTimeout)
+	defer cancel()
+	if err := s.topic.Publish(ctx, data); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("announce failed; peers will catch up on their next catalog pull", "kind", kind, "err", err)
 	}
 }

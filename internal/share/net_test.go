@@ -535,3 +535,4 @@ func TestManyNodesMergedView(t *testing.T) {
 		})
 	}
 }
+
