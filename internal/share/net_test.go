@@ -535,4 +535,3 @@ func TestManyNodesMergedView(t *testing.T) {
 		})
 	}
 }
-
