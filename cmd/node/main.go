@@ -101,6 +101,9 @@ func run() error {
 		return err
 	}
 	defer n.Close()
+	if err := n.P2P.MDNSError(); err != nil {
+		fmt.Fprintf(os.Stderr, "warning: LAN discovery is off (%v); reach peers with --bootstrap or connect\n", err)
+	}
 	logger.Info("node started", "peer", n.P2P.Host().ID())
 	r := repl.New(repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, DataDir: cfg.DataDir})
 	return r.Run(ctx, os.Stdin, os.Stdout)

@@ -56,7 +56,9 @@ type Node struct {
 	dht   *dht.IpfsDHT
 	ps    *pubsub.PubSub
 	mdns  mdns.Service
-	sub   event.Subscription
+	// mdnsErr is why mDNS could not start, if it could not.
+	mdnsErr error
+	sub     event.Subscription
 
 	// ctx ends when Close starts; wg counts every goroutine the node owns.
 	ctx    context.Context
@@ -188,7 +190,12 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, MDNSServiceName, mdnsNotifee{n})
 		if err := n.mdns.Start(); err != nil {
-			return nil, fmt.Errorf("p2p: start mDNS: %w", err)
+			// No multicast-capable interface (some containers, a machine
+			// offline): the node still works through bootstrap peers and
+			// connect, so this is reported, not fatal.
+			n.mdnsErr = fmt.Errorf("p2p: start mDNS: %w", err)
+			n.mdns = nil
+			n.log.Warn("mDNS unavailable", "err", err)
 		}
 	}
 
@@ -247,6 +254,9 @@ func (n *Node) Close() error {
 	})
 	return n.closeErr
 }
+
+// MDNSError reports why LAN discovery could not start, or nil.
+func (n *Node) MDNSError() error { return n.mdnsErr }
 
 // Host returns the libp2p host.
 func (n *Node) Host() host.Host { return n.host }

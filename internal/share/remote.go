@@ -183,7 +183,11 @@ func sortRemotes(m map[cid.Cid]*Remote, keep func(*Remote) bool) []Remote {
 		}
 	}
 	slices.SortFunc(out, func(a, b Remote) int {
-		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.CID.String(), b.CID.String()))
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		// Only on a tie: CID.String encodes base32 on every call.
+		return strings.Compare(a.CID.KeyString(), b.CID.KeyString())
 	})
 	return out
 }
