@@ -24,7 +24,7 @@ type progressBar struct {
 
 func (c *call) progress(id cid.Cid, name string) *progressBar {
 	pb := &progressBar{}
-	if !c.r.tty {
+	if c.r.tty == nil {
 		return pb
 	}
 	if name == "" {
@@ -33,7 +33,9 @@ func (c *call) progress(id cid.Cid, name string) *progressBar {
 	if len(name) > 24 {
 		name = name[:23] + "…"
 	}
-	pb.p = mpb.New(mpb.WithOutput(c.out), mpb.WithWidth(40), mpb.WithAutoRefresh())
+	// The bar needs the terminal itself (cursor movement, width), not the
+	// line editor's writer; no prompt is shown while a command runs.
+	pb.p = mpb.New(mpb.WithOutput(c.r.tty), mpb.WithWidth(40), mpb.WithAutoRefresh())
 	pb.bar = pb.p.New(0, mpb.BarStyle(),
 		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR), decor.Counters(decor.SizeB1024(0), "% .1f / % .1f")),
 		mpb.AppendDecorators(

@@ -41,8 +41,9 @@ type REPL struct {
 	cmds   []*command
 	byName map[string]*command
 
-	// tty is true when output is a terminal: progress bars are drawn.
-	tty bool
+	// tty is the output when it is a terminal (progress bars are drawn
+	// on it), nil otherwise.
+	tty *os.File
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // of the running command, nil when idle
@@ -119,7 +120,9 @@ func (r *REPL) interrupt() bool {
 // it ends the loop.
 func (r *REPL) Run(ctx context.Context, in *os.File, out *os.File) error {
 	interactive := term.IsTerminal(int(in.Fd())) && term.IsTerminal(int(out.Fd()))
-	r.tty = term.IsTerminal(int(out.Fd()))
+	if term.IsTerminal(int(out.Fd())) {
+		r.tty = out
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 
