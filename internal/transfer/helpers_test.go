@@ -86,13 +86,22 @@ type testSource struct {
 }
 
 type testFile struct {
-	m    *manifest.Manifest
-	path string
+	m     *manifest.Manifest
+	path  string
+	size  int64
+	mtime time.Time
 }
 
 type notServedError struct{}
 
 func (notServedError) Error() string { return "not published" }
+
+// changedError is what share.Service answers for a file whose size or
+// mtime differ from when it was published.
+type changedError struct{}
+
+func (changedError) Error() string { return "file changed since it was published" }
+func (changedError) Changed() bool { return true }
 
 func (s *testSource) Open(c cid.Cid) (*manifest.Manifest, *os.File, error) {
 	s.mu.Lock()
@@ -104,6 +113,17 @@ func (s *testSource) Open(c cid.Cid) (*manifest.Manifest, *os.File, error) {
 	fh, err := os.Open(f.path)
 	if err != nil {
 		return nil, nil, err
+	}
+	// Like share.Service.Open: size and mtime must be those recorded at
+	// publish time.
+	fi, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, nil, err
+	}
+	if fi.Size() != f.size || !fi.ModTime().Equal(f.mtime) {
+		fh.Close()
+		return nil, nil, changedError{}
 	}
 	return f.m, fh, nil
 }
@@ -124,7 +144,7 @@ func (s *testSource) add(tb testing.TB, path string, chunkSize int) cid.Cid {
 	if s.files == nil {
 		s.files = make(map[cid.Cid]testFile)
 	}
-	s.files[m.CID()] = testFile{m, path}
+	s.files[m.CID()] = testFile{m: m, path: path, size: fi.Size(), mtime: fi.ModTime()}
 	s.mu.Unlock()
 	return m.CID()
 }

@@ -376,19 +376,19 @@ func TestChangedFileNotServed(t *testing.T) {
 	data := pattern(4*testChunk, 16)
 	srv := newNode(t)
 	c := srv.publish(t, "ch.bin", data, testChunk)
-	// The file changes on disk after it was published.
-	changed := append([]byte(nil), data...)
-	changed[0] ^= 1
-	if err := os.WriteFile(filepath.Join(srv.dir, "share", "ch.bin"), changed, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// The file changes on disk after it was published (same size).
+	rewrite(t, filepath.Join(srv.dir, "share", "ch.bin"), 0)
 	var served servedLog
 	srv.svc.onServe = served.hook(nil)
 	cli := newNode(t)
 	cli.fnd.set(addrInfo(srv.h))
+	// Source.Open answers CHANGED from the first request (the manifest)
+	// on, as share.Service does; the fetcher keeps waiting for another
+	// provider. (A change after the manifest was sent:
+	// TestChangedBetweenRequestsOnOneStream, TestChangedDuringRequest.)
 	_, err := cli.svc.Get(ctxT(t, time.Second), c, GetOptions{})
-	if !errors.Is(err, ErrPaused) {
-		t.Fatalf("Get of a changed file: %v, want ErrPaused (waiting for another provider)", err)
+	if !errors.Is(err, ErrNoProviders) && !errors.Is(err, ErrPaused) {
+		t.Fatalf("Get of a changed file: %v, want ErrNoProviders or ErrPaused (waiting for another provider)", err)
 	}
 	if served.count() != 0 {
 		t.Fatalf("the server sent %d chunks of a changed file", served.count())

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +17,9 @@ import (
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
-// errVerify is a server-side chunk that no longer matches its manifest.
-var errVerify = errors.New("chunk does not match the manifest (file changed on disk)")
+// errVerify is a published file whose size or mtime changed while it was
+// being served.
+var errVerify = errors.New("file changed on disk")
 
 // handle serves one fetch stream: handshake, then requests in order until
 // the fetcher closes its side. Any error resets the stream.
@@ -203,15 +203,39 @@ func (v *server) sendManifest(c cid.Cid, m *manifest.Manifest) error {
 	return sw.Close()
 }
 
-// sendChunks reads each chunk, verifies it against the manifest and only
-// then seals and writes it. The first chunk is verified before the answer
-// so a changed file is answered CHANGED; a later chunk that fails
-// verification resets the stream (its answer is already under way).
+// sendChunks reads each chunk and seals and writes it. It does not hash
+// what it sends (the fetcher verifies every chunk against the manifest, and
+// that is the security property): a file changed on disk is caught by its
+// size and mtime instead. Source.Open compares them with the published
+// record for every request; here the open file's size must match the
+// manifest, and after every chunk is read, an fstat must still show the
+// size and mtime seen when the request began (a write updates the mtime
+// before it changes the data, so a read that saw new bytes is followed by
+// an fstat that sees the new mtime). The first chunk is read and checked
+// before the answer, so a changed file is answered CHANGED; a later chunk
+// that fails the check resets the stream (its answer is already under way),
+// and the next request on a new stream is answered CHANGED by Source.Open.
 func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, count int) error {
 	buf, err := v.chunkBuf(m.ChunkSize)
 	if err != nil {
 		v.respond(proto.FetchResponse_BUSY, "out of memory", 0)
 		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		v.s.log.Warn("stat published file", "cid", c, "err", err)
+		return v.respond(proto.FetchResponse_INTERNAL, "read error", 0)
+	}
+	size, mtime := fi.Size(), fi.ModTime()
+	unchanged := func() error {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if fi.Size() != m.Size || fi.Size() != size || !fi.ModTime().Equal(mtime) {
+			return errVerify
+		}
+		return nil
 	}
 	read := func(i int) ([]byte, error) {
 		b := buf[:m.ChunkLen(i)]
@@ -221,8 +245,8 @@ func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, 
 			}
 			return nil, err
 		}
-		if sha256.Sum256(b) != m.Chunks[i] {
-			return nil, errVerify
+		if err := unchanged(); err != nil {
+			return nil, err
 		}
 		if v.s.corrupt != nil {
 			v.s.corrupt(i, b)

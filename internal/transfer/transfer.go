@@ -91,6 +91,13 @@ var (
 // closes. Any error is answered NOT_SERVED, except an error that has a
 // method `Changed() bool` returning true (anywhere in its chain), which is
 // answered CHANGED (the file changed on disk since it was published).
+//
+// The server calls Open for every request and does not hash what it sends:
+// Open must report a file whose size or mtime differ from when it was
+// published as changed (share.Service does). While a request is served,
+// the server checks with fstat that the size and mtime stay those of the
+// opened file. A change that keeps both is not seen by the server; the
+// fetcher, which verifies every chunk, drops such a provider as bad.
 type Source interface {
 	Open(c cid.Cid) (*manifest.Manifest, *os.File, error)
 }
@@ -143,7 +150,7 @@ type Service struct {
 
 	// test hooks, set only by tests before use
 	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
-	corrupt func(chunk int, data []byte)           // applied after the server verified a chunk
+	corrupt func(chunk int, data []byte)           // applied after the server read a chunk
 	tapWire func(p peer.ID, w io.Writer) io.Writer // wraps the server's stream writer
 	upload  *rate.Limiter                          // Config.UploadLimit; nil: none
 }
