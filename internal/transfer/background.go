@@ -1,9 +1,6 @@
 package transfer
 
 import (
-	"crypto/sha256"
-	"fmt"
-	"io"
 	"sync"
 	"time"
 )
@@ -14,9 +11,9 @@ import (
 const persistInterval = 200 * time.Millisecond
 
 // startBackground starts, once the manifest is known, the goroutines that
-// persist the verified-chunk bitmap and hash the file's verified prefix in
-// order (so the whole-file check at the end has little left to read). The
-// returned func stops them and waits.
+// persist the verified-chunk bitmap and hash the chunks already on disk
+// when a download resumes (the fetched ones are hashed as they are stored,
+// see fileHasher). The returned func stops them and waits.
 func (g *getter) startBackground() (stop func()) {
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
@@ -29,7 +26,7 @@ func (g *getter) startBackground() (stop func()) {
 			return
 		}
 		g.mu.Lock()
-		p, sc := g.part, g.sched
+		p, sc, fh := g.part, g.sched, g.fh
 		g.mu.Unlock()
 		wg.Add(2)
 		go func() {
@@ -38,11 +35,17 @@ func (g *getter) startBackground() (stop func()) {
 		}()
 		go func() {
 			defer wg.Done()
-			g.hashLoop(p, sc, quit)
+			fh.kick()
 		}()
 	}()
 	return func() {
 		close(quit)
+		g.mu.Lock()
+		fh := g.fh
+		g.mu.Unlock()
+		if fh != nil {
+			fh.stop() // a kick reading a resumed prefix stops at the next chunk
+		}
 		wg.Wait()
 	}
 }
@@ -71,57 +74,4 @@ func (g *getter) persistLoop(p *partial, sc *scheduler, quit <-chan struct{}) {
 		}
 		last = n
 	}
-}
-
-// hashLoop feeds the verified prefix of the file to the whole-file hash.
-func (g *getter) hashLoop(p *partial, sc *scheduler, quit <-chan struct{}) {
-	if g.hasher == nil {
-		g.hasher = sha256.New()
-	}
-	buf := g.s.getBuf(p.m.ChunkSize)
-	defer g.s.putBuf(buf)
-	n := len(p.m.Chunks)
-	for g.hashed < n {
-		changed := sc.wait()
-		for g.hashed < n && sc.isDone(g.hashed) {
-			if err := g.hashChunk(p, *buf); err != nil {
-				return // finish reads it again and reports the error
-			}
-		}
-		if g.hashed == n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-quit:
-			return
-		}
-	}
-}
-
-func (g *getter) hashChunk(p *partial, buf []byte) error {
-	i := g.hashed
-	b := buf[:p.m.ChunkLen(i)]
-	if _, err := p.data.ReadAt(b, p.m.ChunkOffset(i)); err != nil && err != io.EOF {
-		return err
-	}
-	g.hasher.Write(b)
-	g.hashed++
-	return nil
-}
-
-// fileHash completes the whole-file hash (after the background hasher
-// stopped) and returns it.
-func (g *getter) fileHash(p *partial) ([32]byte, error) {
-	if g.hasher == nil {
-		g.hasher = sha256.New()
-	}
-	buf := g.s.getBuf(p.m.ChunkSize)
-	defer g.s.putBuf(buf)
-	for g.hashed < len(p.m.Chunks) {
-		if err := g.hashChunk(p, *buf); err != nil {
-			return [32]byte{}, fmt.Errorf("read back: %w", err)
-		}
-	}
-	return [32]byte(g.hasher.Sum(nil)), nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -125,10 +124,10 @@ type getter struct {
 	startAt   time.Time
 	resumed   int
 	readyOne  sync.Once
-	// whole-file hash of chunks [0, hashed), owned by the background
-	// hasher until it stops, then by finish
-	hasher hash.Hash
-	hashed int
+	// fh computes the whole-file hash as verified chunks are stored
+	fh *fileHasher
+	// wake asks a waiting download to look for providers now (Retry).
+	wake chan struct{}
 }
 
 // Get downloads the file with content ID c, or resumes its partial
@@ -151,7 +150,8 @@ func (s *Service) Get(ctx context.Context, c cid.Cid, opt GetOptions) (*Result, 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	g := &getter{
-		s: s, c: c, opt: opt, ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1),
+		s:    s, c: c, opt: opt, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), msem: make(chan struct{}, 1), ready: make(chan struct{}),
 		provs: make(map[peer.ID]*pstate), startAt: time.Now(), name: SanitizeName(opt.Name, c),
 	}
@@ -215,8 +215,11 @@ func (g *getter) run() (*Result, error) {
 
 	// Failed, paused or canceled.
 	g.mu.Lock()
-	p := g.part
+	p, fh := g.part, g.fh
 	g.mu.Unlock()
+	if fh != nil {
+		fh.release()
+	}
 	if errors.Is(context.Cause(g.ctx), ErrCanceled) {
 		if p != nil {
 			p.remove()
@@ -251,6 +254,7 @@ func (g *getter) setup(p *partial, done []bool) {
 	g.part = p
 	g.perReq = per
 	g.sched = newScheduler(done, per, p.m.ChunkLen)
+	g.fh = newFileHasher(g.s, p.m, p.data, done, 0)
 	g.mu.Unlock()
 	g.readyOne.Do(func() { close(g.ready) })
 }
@@ -416,6 +420,15 @@ func (g *getter) download() error {
 		case <-timerC:
 			timer, timerC = nil, nil
 			query()
+		case <-g.wake:
+			if timer != nil {
+				timer.Stop()
+				timer, timerC = nil, nil
+			}
+			retry = s.cfg.RetryInterval
+			if !querying {
+				query()
+			}
 		case <-g.ctx.Done():
 			err := context.Cause(g.ctx)
 			if !ever || g.connected.Load() == 0 {
@@ -474,8 +487,9 @@ func (g *getter) work(ctx context.Context, ai peer.AddrInfo) (err error) {
 	if err := g.ensureManifest(ctx, cn); err != nil {
 		return err
 	}
-	sc := g.getSched()
-	p := g.part
+	g.mu.Lock()
+	sc, p, fh := g.sched, g.part, g.fh
+	g.mu.Unlock()
 	// Reading a chunk off the network overlaps verifying and writing the
 	// previous one, in the sink goroutine; two chunk buffers per provider.
 	free := make(chan *[]byte, 2)
@@ -492,7 +506,7 @@ func (g *getter) work(ctx context.Context, ai peer.AddrInfo) (err error) {
 				continue
 			}
 			if err == nil {
-				if err = g.store(cn.peer, p, sc, j.i, (*j.buf)[:p.m.ChunkLen(j.i)]); err != nil {
+				if err = g.store(cn.peer, p, sc, fh, j.i, (*j.buf)[:p.m.ChunkLen(j.i)]); err != nil {
 					sinkBad.Store(true)
 				}
 			}
@@ -584,8 +598,9 @@ func (g *getter) receive(cn *conn, p *partial, r *request, free chan *[]byte, jo
 }
 
 // store verifies chunk i and, unless another provider stored it first,
-// writes it to the partial file and marks it done.
-func (g *getter) store(from peer.ID, p *partial, sc *scheduler, i int, b []byte) error {
+// writes it to the partial file, marks it done and gives it to the
+// whole-file hasher.
+func (g *getter) store(from peer.ID, p *partial, sc *scheduler, fh *fileHasher, i int, b []byte) error {
 	if !p.m.VerifyChunk(i, b) {
 		return fmt.Errorf("%w: chunk %d does not match the manifest", errBadData, i)
 	}
@@ -596,6 +611,7 @@ func (g *getter) store(from peer.ID, p *partial, sc *scheduler, i int, b []byte)
 		return &fatalError{fmt.Errorf("transfer %s: write partial data: %w", g.c, err)}
 	}
 	if sc.markDone(i) {
+		fh.add(i, b)
 		g.fetched.Add(1)
 		g.mu.Lock()
 		g.provs[from].served++
@@ -637,7 +653,7 @@ func (g *getter) finish() (*Result, error) {
 	if err := p.data.Sync(); err != nil {
 		return nil, &fatalError{fmt.Errorf("transfer %s: sync: %w", g.c, err)}
 	}
-	sum, err := g.fileHash(p)
+	sum, err := g.fh.sum()
 	if err != nil {
 		return nil, &fatalError{fmt.Errorf("transfer %s: %w", g.c, err)}
 	}
