@@ -189,3 +189,51 @@ func TestResumeAfterFetcherKill9(t *testing.T) {
 		t.Fatalf("transfers after completion: %q", out)
 	}
 }
+
+// The only provider dies mid-transfer: the get says it waits for providers,
+// keeps its progress, and finishes by itself when the provider comes back
+// (restarted with its data folder: same peer ID, new port).
+func TestDownloadWaitsForProviderToReturn(t *testing.T) {
+	root := t.TempDir()
+	data := make([]byte, 16<<20+3)
+	for i := range data {
+		data[i] = byte(i*31 + i>>10)
+	}
+	provDir := filepath.Join(root, "prov")
+	os.MkdirAll(filepath.Join(provDir, "files"), 0o700)
+	if err := os.WriteFile(filepath.Join(provDir, "files", "big.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prov := startProc(t, "prov", provDir, "--max-upload-rate", "4MiB")
+	prov.do("publish big.bin")
+	fetchDir := filepath.Join(root, "fetcher")
+	fetch := startProc(t, "fetcher", fetchDir)
+	fetch.do("wait file big.bin --timeout 60s")
+	fetch.send("get big.bin")
+	deadline := time.Now().Add(60 * time.Second)
+	for partialBytes(t, filepath.Join(fetchDir, "downloads")) < int64(len(data))/4 {
+		if time.Now().After(deadline) {
+			t.Fatal("download did not get under way")
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	prov.kill9()
+	start := time.Now()
+	fetch.waitLine(regexp.MustCompile(`^no provider reachable: download waits`), 90*time.Second)
+	t.Logf("fetcher reported waiting %s after the kill", time.Since(start).Round(time.Millisecond))
+
+	startProc(t, "prov-restarted", provDir, "--max-upload-rate", "4MiB")
+	start = time.Now()
+	line := fetch.waitLine(regexp.MustCompile(`^(saved|error:)`), 2*time.Minute)
+	t.Logf("download finished %s after the restart", time.Since(start).Round(time.Millisecond))
+	if !strings.HasPrefix(line, "saved") {
+		t.Fatalf("get failed: %s", line)
+	}
+	got, err := os.ReadFile(filepath.Join(fetchDir, "downloads", "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("downloaded file differs from the original")
+	}
+}

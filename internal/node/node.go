@@ -52,6 +52,9 @@ type Node struct {
 	Share    *share.Service
 	Transfer *transfer.Service
 	Config   Config
+
+	stopLiveness func()        // ends followLiveness
+	livenessDone chan struct{} // closed when followLiveness has returned
 }
 
 // DefaultDataDir is ~/.p2pshare.
@@ -136,12 +139,36 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	events, stop := peers.Subscribe()
+	n.stopLiveness, n.livenessDone = stop, make(chan struct{})
+	go n.followLiveness(events)
 	return n, nil
+}
+
+// followLiveness ties transfers to the peer table's keepalive. A peer that
+// stops answering pings is disconnected, so streams to it fail now rather
+// than at their I/O timeout (a killed peer on QUIC, or one whose cable was
+// pulled, sends nothing); a peer that comes back online makes waiting
+// downloads look for providers at once.
+func (n *Node) followLiveness(events <-chan p2p.PeerEvent) {
+	defer close(n.livenessDone)
+	for ev := range events {
+		switch ev.Kind {
+		case p2p.PeerOffline:
+			n.P2P.Host().Network().ClosePeer(ev.Peer.ID)
+		case p2p.PeerOnline:
+			n.Transfer.Retry()
+		}
+	}
 }
 
 // Close stops the node's services in reverse order of start.
 func (n *Node) Close() error {
 	var errs []error
+	if n.stopLiveness != nil {
+		n.stopLiveness()
+		<-n.livenessDone
+	}
 	if n.Transfer != nil {
 		errs = append(errs, n.Transfer.Close())
 	}

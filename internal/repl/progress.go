@@ -2,6 +2,7 @@ package repl
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -16,14 +17,34 @@ import (
 // terminal; otherwise it draws nothing and the command prints a summary.
 type progressBar struct {
 	mu        sync.Mutex
+	out       io.Writer
 	p         *mpb.Progress
 	bar       *mpb.Bar
 	providers int
 	last      time.Time
+	start     time.Time
+	hadPeers  bool // some provider was ever connected
+	waiting   bool // told the user the download waits for providers
+	updated   bool // some progress was reported
+	timer     *time.Timer
 }
 
+// waitingAfter is how long a get may look for its first provider before it
+// is reported as waiting.
+const waitingAfter = 3 * time.Second
+
 func (c *call) progress(id cid.Cid, name string) *progressBar {
-	pb := &progressBar{}
+	pb := &progressBar{out: c.out, start: time.Now()}
+	// Progress starts with the manifest: until then, say what is going on
+	// if it takes a while.
+	pb.timer = time.AfterFunc(waitingAfter, func() {
+		pb.mu.Lock()
+		defer pb.mu.Unlock()
+		if !pb.updated && !pb.waiting {
+			pb.waiting = true
+			fmt.Fprintf(pb.out, "looking for providers of %s... (Ctrl-C stops)\n", id)
+		}
+	})
 	if c.r.tty == nil {
 		return pb
 	}
@@ -41,7 +62,12 @@ func (c *call) progress(id cid.Cid, name string) *progressBar {
 		mpb.AppendDecorators(
 			decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30), decor.Name(" "),
 			decor.EwmaETA(decor.ET_STYLE_GO, 30), decor.Name(" "),
-			decor.Any(func(decor.Statistics) string { return fmt.Sprintf("%d provider(s)", pb.peers()) }),
+			decor.Any(func(decor.Statistics) string {
+				if n := pb.peers(); n > 0 || !pb.isWaiting() {
+					return fmt.Sprintf("%d provider(s)", n)
+				}
+				return "waiting for providers (Ctrl-C pauses; progress is kept)"
+			}),
 		),
 	)
 	return pb
@@ -53,12 +79,37 @@ func (pb *progressBar) peers() int {
 	return pb.providers
 }
 
+func (pb *progressBar) isWaiting() bool {
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	return pb.waiting
+}
+
+// update takes a progress report. Besides moving the bar, it tells the user
+// when no provider is left (the download waits, its progress kept) and when
+// one is back; without a terminal these are the only lines printed before
+// the summary.
 func (pb *progressBar) update(p transfer.Progress) {
-	if pb.bar == nil {
-		return
-	}
 	pb.mu.Lock()
 	pb.providers = p.Providers
+	pb.updated = true
+	switch {
+	case p.Providers > 0:
+		pb.hadPeers = true
+		if pb.waiting && pb.bar == nil {
+			fmt.Fprintf(pb.out, "%d provider(s) reachable again: download continues\n", p.Providers)
+		}
+		pb.waiting = false
+	case !pb.waiting && p.Done < p.Total && (pb.hadPeers || time.Since(pb.start) > waitingAfter):
+		pb.waiting = true
+		if pb.bar == nil {
+			fmt.Fprintf(pb.out, "no provider reachable: download waits for providers at %s of %s (Ctrl-C pauses; progress is kept)\n", humanBytes(p.Done), humanBytes(p.Total))
+		}
+	}
+	if pb.bar == nil {
+		pb.mu.Unlock()
+		return
+	}
 	now := time.Now()
 	elapsed := now.Sub(pb.last)
 	if pb.last.IsZero() {
@@ -71,6 +122,7 @@ func (pb *progressBar) update(p transfer.Progress) {
 }
 
 func (pb *progressBar) done() {
+	pb.timer.Stop()
 	if pb.bar == nil {
 		return
 	}

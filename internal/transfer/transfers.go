@@ -92,3 +92,17 @@ func (s *Service) Cancel(c cid.Cid) error {
 	}
 	return nil
 }
+
+// Retry makes every download that waits for providers ask the Finder again
+// now instead of at its next backoff step. The node calls it when a peer
+// comes online, so a returning provider is used at once.
+func (s *Service) Retry() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.gets {
+		select {
+		case g.wake <- struct{}{}:
+		default:
+		}
+	}
+}
