@@ -10,7 +10,8 @@ import (
 	"math/big"
 	"math/bits"
 	"os"
-	"path/filepath"
+
+	"github.com/p2pshare/p2pshare/internal/atomicfile"
 )
 
 const (
@@ -197,38 +198,9 @@ func parseKey(data []byte) (*Key, error) {
 	return k, nil
 }
 
-func writeKeyAtomic(path string, k *Key) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".bbskey-*.tmp")
-	if err != nil {
+func writeKeyAtomic(path string, k *Key) error {
+	if err := atomicfile.WriteNew(path, marshalKey(k), 0o600); err != nil {
 		return fmt.Errorf("bbsaes: store key: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("bbsaes: store key: %w", err)
-	}
-	if _, err = tmp.Write(marshalKey(k)); err != nil {
-		return fmt.Errorf("bbsaes: store key: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("bbsaes: store key: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("bbsaes: store key: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("bbsaes: store key: %w", err)
-	}
-	// Make the rename durable. Failure to sync the directory is not fatal
-	// on platforms that do not support it.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/p2pshare/p2pshare/internal/atomicfile"
 )
 
 // identityFileMode is the only mode the identity key is ever written with.
@@ -36,7 +37,7 @@ func LoadOrCreateIdentity(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity %s: marshal key: %w", path, err)
 	}
-	switch err := writeFileExclusive(path, raw, identityFileMode); {
+	switch err := atomicfile.WriteNew(path, raw, identityFileMode); {
 	case err == nil:
 		return key, nil
 	case errors.Is(err, fs.ErrExist):
@@ -62,55 +63,4 @@ func loadIdentity(path string) (crypto.PrivKey, error) {
 		}
 	}
 	return key, nil
-}
-
-// writeFileExclusive writes data to path atomically and fails with
-// fs.ErrExist if path already exists.
-func writeFileExclusive(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // after a successful link the name is just a second link
-
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	// link, unlike rename, refuses to replace an existing file.
-	if err := os.Link(tmpName, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		// Filesystems without hard links: fall back to rename after a check.
-		if _, statErr := os.Lstat(path); statErr == nil {
-			return fs.ErrExist
-		}
-		if err := os.Rename(tmpName, path); err != nil {
-			return err
-		}
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/atomicfile"
 )
 
 // providers starts n serving nodes that all publish data.
@@ -178,7 +180,7 @@ func TestResume(t *testing.T) {
 	for _, i := range lost {
 		st.done[i] = false
 	}
-	if err := writeFileAtomic(filepath.Join(dir, stateName), encodeState(st.name, st.mbytes, st.done)); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, stateName), encodeState(st.name, st.mbytes, st.done), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/p2pshare/p2pshare/internal/atomicfile"
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
@@ -81,7 +82,7 @@ func place(src, dst string, exact bool) (string, error) {
 		}
 		err := try(target)
 		if err == nil {
-			if err := syncDir(dir); err != nil {
+			if err := atomicfile.SyncDir(dir); err != nil {
 				return target, err
 			}
 			return target, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/p2pshare/p2pshare/internal/atomicfile"
 	"github.com/p2pshare/p2pshare/internal/manifest"
 )
 
@@ -247,47 +248,10 @@ func (p *partial) persist(done []bool) error {
 	if err := p.data.Sync(); err != nil {
 		return fmt.Errorf("sync partial data: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(p.dir, stateName), encodeState(p.name, p.mbytes, done)); err != nil {
+	if err := atomicfile.Write(filepath.Join(p.dir, stateName), encodeState(p.name, p.mbytes, done), 0o600); err != nil {
 		return err
 	}
 	p.lastSave = append(p.lastSave[:0], done...)
-	return nil
-}
-
-// writeFileAtomic replaces path with b: temp file, fsync, rename, fsync dir.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && runtime.GOOS != "windows" {
-		return err
-	}
 	return nil
 }
 
