@@ -253,7 +253,15 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 	opt.Progress = bar.update
 	res, err := c.r.d.Transfer.Get(ctx, id, opt)
 	bar.done()
-	if err != nil {
+	switch {
+	case errors.Is(err, transfer.ErrPaused):
+		why := ""
+		if errors.Is(err, transfer.ErrNoProviders) {
+			why = " (no provider was reachable)"
+		}
+		c.printf("paused%s: verified chunks are kept; get %s again to resume, or cancel %s\n", why, pos[0], id)
+		return nil
+	case err != nil:
 		return err
 	}
 	for _, p := range res.Bad {

@@ -105,6 +105,9 @@ func cmdWait(ctx context.Context, c *call, args []string) error {
 	for !cond() {
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return ctx.Err() // Ctrl-C: reported as canceled
+			}
 			return fmt.Errorf("%s %s: not after %s", what, arg, *timeout)
 		case <-tick.C:
 		}

@@ -26,6 +26,7 @@ type progressBar struct {
 	hadPeers  bool // some provider was ever connected
 	waiting   bool // told the user the download waits for providers
 	updated   bool // some progress was reported
+	finished  bool // done was called: print nothing more
 	timer     *time.Timer
 }
 
@@ -40,7 +41,7 @@ func (c *call) progress(id cid.Cid, name string) *progressBar {
 	pb.timer = time.AfterFunc(waitingAfter, func() {
 		pb.mu.Lock()
 		defer pb.mu.Unlock()
-		if !pb.updated && !pb.waiting {
+		if !pb.updated && !pb.waiting && !pb.finished {
 			pb.waiting = true
 			fmt.Fprintf(pb.out, "looking for providers of %s... (Ctrl-C stops)\n", id)
 		}
@@ -51,8 +52,8 @@ func (c *call) progress(id cid.Cid, name string) *progressBar {
 	if name == "" {
 		name = id.String()
 	}
-	if len(name) > 24 {
-		name = name[:23] + "…"
+	if r := []rune(name); len(r) > 24 {
+		name = string(r[:23]) + "…"
 	}
 	// The bar needs the terminal itself (cursor movement, width), not the
 	// line editor's writer; no prompt is shown while a command runs.
@@ -123,6 +124,9 @@ func (pb *progressBar) update(p transfer.Progress) {
 
 func (pb *progressBar) done() {
 	pb.timer.Stop()
+	pb.mu.Lock()
+	pb.finished = true // a timer callback already running prints nothing
+	pb.mu.Unlock()
 	if pb.bar == nil {
 		return
 	}

@@ -194,6 +194,10 @@ func (r *REPL) runInteractive(ctx context.Context, in, out *os.File) error {
 		return err
 	}
 	defer rl.Close()
+	// ReadLine does not watch ctx: closing the line editor makes it return,
+	// so SIGTERM stops an idle prompt too.
+	stopClose := context.AfterFunc(ctx, func() { rl.Close() })
+	defer stopClose()
 	fmt.Fprintf(rl.Stdout(), "p2pshare %s: type help for commands, quit to leave\n", r.d.Node.Host().ID())
 	for ctx.Err() == nil {
 		line, err := rl.ReadLine()
@@ -203,7 +207,7 @@ func (r *REPL) runInteractive(ctx context.Context, in, out *os.File) error {
 				fmt.Fprintln(rl.Stdout(), "(type quit or press Ctrl-D to leave)")
 			}
 			continue
-		case errors.Is(err, io.EOF):
+		case errors.Is(err, io.EOF) || ctx.Err() != nil:
 			return nil
 		case err != nil:
 			return err
