@@ -14,7 +14,11 @@
 // other peers are claims shown to the user; the CID is what a fetch checks.
 package share
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/p2pshare/p2pshare/internal/names"
+)
 
 // Errors callers branch on with errors.Is.
 var (
@@ -30,7 +34,8 @@ var (
 	// ErrAmbiguous: a name matches several content IDs; use a CID.
 	ErrAmbiguous = errors.New("ambiguous name")
 	// ErrBadName: not a plain file name inside the share folder.
-	ErrBadName = errors.New("bad file name")
+	// It is names.ErrBad, the error of the rule shared with transfer.
+	ErrBadName = names.ErrBad
 )
 
 type changedError struct{}

@@ -42,6 +42,27 @@ func TestCheckName(t *testing.T) {
 		{"esc\x1b[31m", false},
 		{"\xff\xfe", false},
 		{long, false},
+		// Terminal spoofing: bidi overrides, zero-width and line/paragraph
+		// separators, BOM, C1 controls, leading/trailing spaces.
+		{"no space.txt", true},
+		{"caf\u00e9\u00a0menu.txt", true}, // NBSP inside: a normal letter-ish space
+		{"\u202etxt.exe", false},          // RIGHT-TO-LEFT OVERRIDE
+		{"a\u202ab.txt", false},           // RIGHT-TO-LEFT EMBEDDING
+		{"a\u2066b.txt", false},           // LEFT-TO-RIGHT ISOLATE
+		{"a\u200bb.txt", false},           // ZERO WIDTH SPACE
+		{"a\u200cb.txt", false},           // ZERO WIDTH NON-JOINER
+		{"a\u200db.txt", false},           // ZERO WIDTH JOINER
+		{"a\u200eb.txt", false},           // LEFT-TO-RIGHT MARK
+		{"a\u200fb.txt", false},           // RIGHT-TO-LEFT MARK
+		{"a\u2028b.txt", false},           // LINE SEPARATOR
+		{"a\u2029b.txt", false},           // PARAGRAPH SEPARATOR
+		{"\ufeffa.txt", false},            // BOM
+		{"a\u0085b.txt", false},           // NEL (C1 control)
+		{"a\u00adb.txt", false},           // SOFT HYPHEN (Cf)
+		{" a.txt", false},
+		{"a.txt ", false},
+		{"a.txt\u00a0", false},
+		{"\u3000a.txt", false},
 	} {
 		err := CheckName(tc.name)
 		if tc.ok != (err == nil) {

@@ -5,46 +5,19 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
-	"github.com/p2pshare/p2pshare/internal/proto"
+	"github.com/p2pshare/p2pshare/internal/names"
 )
 
-// CheckName reports whether name is acceptable as a shared file name: a
-// base name only (no path separators, not "", "." or "..", not absolute),
-// valid UTF-8 without control characters (names from other peers end up on
-// a terminal and, for downloads, on disk), at most proto.MaxNameLen bytes.
-// Errors wrap ErrBadName.
-func CheckName(name string) error {
-	why := ""
-	switch {
-	case name == "":
-		why = "empty"
-	case name == "." || name == "..":
-		why = "not a file name"
-	case len(name) > proto.MaxNameLen:
-		why = fmt.Sprintf("longer than %d bytes", proto.MaxNameLen)
-	case filepath.IsAbs(name) || strings.HasPrefix(name, "/"):
-		why = "absolute path"
-	case strings.ContainsAny(name, `/\`):
-		why = "contains a path separator"
-	case strings.ContainsRune(name, 0):
-		why = "contains NUL"
-	case !utf8.ValidString(name):
-		why = "not valid UTF-8"
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		why = "contains a control character"
-	case filepath.Base(name) != name || filepath.VolumeName(name) != "":
-		why = "not a base name"
-	}
-	if why != "" {
-		return fmt.Errorf("%w %q: %s", ErrBadName, name, why)
-	}
-	return nil
-}
+// CheckName reports whether name is acceptable as a shared file name; it
+// is names.Check (the rule internal/transfer applies too): a base name
+// only, at most proto.MaxNameLen bytes of valid UTF-8, nothing a terminal
+// would interpret or hide (categories Cc, Cf, Zl, Zp: controls, bidi
+// overrides, zero-width characters, BOM, line and paragraph separators),
+// no leading or trailing space. Names from other peers end up on a
+// terminal and, for downloads, on disk. Errors wrap ErrBadName.
+func CheckName(name string) error { return names.Check(name) }
 
 // openShared opens name inside dir for reading. Symlinks are followed only
 // while they stay inside dir (os.Root refuses any escape, including through
