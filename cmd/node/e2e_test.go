@@ -252,6 +252,12 @@ func TestEndToEnd(t *testing.T) {
 
 	// A stopped node goes offline in the others' tables, and comes back
 	// online with the same peer ID after a restart.
+	// node3 publishes a file, then stops: its index and peer table must
+	// survive the restart.
+	writeRandom(t, filepath.Join(root, "node3", "files", "three.bin"), 100<<10)
+	ps[2].do("publish three.bin")
+	ps[0].do("wait file three.bin --timeout 60s")
+	id1, id2 := ps[0].id(), ps[1].id()
 	id3 := ps[2].id()
 	ps[2].quit()
 	ps[0].do("wait offline " + id3 + " --timeout 60s")
@@ -263,6 +269,17 @@ func TestEndToEnd(t *testing.T) {
 	if id := p3.id(); id != id3 {
 		t.Fatalf("peer ID changed across restart: %s -> %s", id3, id)
 	}
+	if out := p3.do("published"); !strings.Contains(out, "three.bin") {
+		t.Fatalf("published index lost across restart: %q", out)
+	}
+	if out := p3.do("peers"); !strings.Contains(out, id1) || !strings.Contains(out, id2) {
+		t.Fatalf("peer table lost across restart: %q", out)
+	}
 	ps[0].do("wait online " + id3 + " --timeout 60s")
 	ps[1].do("wait online " + id3 + " --timeout 60s")
+	// Still served after the restart.
+	ps[0].do("wait file three.bin --timeout 60s")
+	if out := ps[0].do("get three.bin"); !strings.Contains(out, "verified") {
+		t.Fatalf("get after the publisher restarted: %q", out)
+	}
 }
