@@ -2,24 +2,34 @@ package transfer
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"time"
 
 	"golang.org/x/time/rate"
 )
 
 // rateWriter limits the bytes written through it with a limiter that may be
 // shared by many writers (the server's upload limit is one limiter for all
-// its streams).
+// its streams). Each wait ends with ctx (the Service's, cancelled by Close)
+// and is bounded by timeout, like a write deadline: a wait that would last
+// longer fails at once. An error from the wait is returned, which ends the
+// stream.
 type rateWriter struct {
-	w io.Writer
-	l *rate.Limiter
+	ctx     context.Context
+	w       io.Writer
+	l       *rate.Limiter
+	timeout time.Duration
 }
 
 func (r rateWriter) Write(p []byte) (int, error) {
 	for off := 0; off < len(p); {
 		n := min(len(p)-off, r.l.Burst())
-		if err := r.l.WaitN(context.Background(), n); err != nil {
-			return off, err
+		ctx, cancel := context.WithTimeout(r.ctx, r.timeout)
+		err := r.l.WaitN(ctx, n)
+		cancel()
+		if err != nil {
+			return off, fmt.Errorf("upload limit: %w", err)
 		}
 		k, err := r.w.Write(p[off : off+n])
 		off += k

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 )
@@ -17,12 +18,46 @@ func TestUploadLimit(t *testing.T) {
 	var out bytes.Buffer
 	data := make([]byte, 512<<10)
 	start := time.Now()
-	n, err := rateWriter{&out, l}.Write(data)
+	n, err := rateWriter{context.Background(), &out, l, time.Minute}.Write(data)
 	if err != nil || n != len(data) || out.Len() != len(data) {
 		t.Fatalf("write: n=%d err=%v out=%d", n, err, out.Len())
 	}
 	min := time.Duration(float64(len(data)-l.Burst()) / float64(1<<20) * float64(time.Second))
 	if elapsed := time.Since(start); elapsed < min*9/10 {
 		t.Fatalf("512 KiB at 1 MiB/s took %s, want at least %s", elapsed, min)
+	}
+}
+
+// Close interrupts a serving stream that waits on the upload limiter: at
+// 600 B/s every 16 KiB piece waits about 27 s (under ioTimeout), and Close
+// must not wait for it (it resets the stream, but the wait used to ignore
+// that).
+func TestCloseInterruptsRateLimitedStream(t *testing.T) {
+	srv := newNode(t, func(c *Config) { c.UploadLimit = 600 })
+	c := srv.publish(t, "slow.bin", pattern(4*testChunk, 40), testChunk)
+	cli := newNode(t)
+	cn, err := cli.svc.dial(ctxT(t, time.Minute), addrInfo(srv.h), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.reset()
+	if err := cn.requestChunks(0, 4); err != nil {
+		t.Fatal(err)
+	}
+	// The bucket is more than half a burst in debt: the handler waits in
+	// WaitN for over 13 s.
+	l := srv.svc.upload
+	waitFor(t, 10*time.Second, "the server to wait on the limiter", func() bool {
+		return l.Tokens() < -float64(l.Burst())/2
+	})
+	closed := make(chan struct{})
+	go func() {
+		srv.svc.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for a stream blocked on the upload limiter")
 	}
 }

@@ -88,7 +88,7 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 
 	var w io.Writer = st
 	if s.upload != nil {
-		w = rateWriter{w, s.upload}
+		w = rateWriter{s.ctx, w, s.upload, ioTimeout}
 	}
 	if s.tapWire != nil {
 		w = s.tapWire(remote, w)

@@ -140,6 +140,10 @@ type Service struct {
 	cfg  Config
 	log  *slog.Logger
 	bufs sync.Pool // *[]byte chunk buffers (server and fetcher)
+	// ctx ends when Close is called; it interrupts waits on the upload
+	// limiter, which a stream reset does not.
+	ctx  context.Context
+	stop context.CancelFunc
 
 	mu      sync.Mutex
 	closed  bool
@@ -194,6 +198,7 @@ func New(cfg Config) (*Service, error) {
 		streams: make(map[network.Stream]struct{}),
 		upload:  newUploadLimiter(cfg.UploadLimit),
 	}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	if cfg.Source != nil {
 		cfg.Host.SetStreamHandler(proto.FetchID, s.handle)
 	}
@@ -209,6 +214,7 @@ func (s *Service) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.stop()
 	for _, g := range s.gets {
 		g.cancel(ErrClosed)
 	}
