@@ -17,7 +17,11 @@ import (
 // Datastore layout (the caller gives us our own namespace):
 //
 //	/published/<cid>  JSON record: name, size, mtime, sha256, chunk size, time
-//	/manifest/<cid>   the manifest bytes, so Open needs no rehash
+//	/manifest/<cid>   the manifest bytes, so no rehash after a restart
+//
+// Manifests are verified against their CID once, at publish or at load,
+// and then kept in memory (record.m): Open, called for every fetch
+// request, only looks them up.
 const (
 	publishedPrefix = "/published"
 	manifestPrefix  = "/manifest"
@@ -36,6 +40,9 @@ type record struct {
 	Changed bool `json:"changed,omitempty"`
 
 	cid cid.Cid
+	// m is the verified manifest of cid, shared read-only; nil only for a
+	// Changed record whose manifest could not be loaded (never served).
+	m *manifest.Manifest
 }
 
 func (r *record) entry() Entry {
@@ -83,9 +90,28 @@ func loadIndex(ctx context.Context, ds datastore.Datastore) (map[cid.Cid]*record
 		}
 		rec.cid = c
 		rec.Published = rec.Published.UTC()
+		m, err := loadManifest(ctx, ds, c)
+		if err != nil && !rec.Changed {
+			bad = append(bad, fmt.Errorf("index key %s (%q): %w", r.Key, rec.Name, err))
+			continue
+		}
+		rec.m = m
 		out[c] = rec
 	}
 	return out, bad, nil
+}
+
+// loadManifest reads the manifest of c and verifies it against c.
+func loadManifest(ctx context.Context, ds datastore.Datastore, c cid.Cid) (*manifest.Manifest, error) {
+	mb, err := ds.Get(ctx, manifestKey(c))
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	m, err := manifest.Verify(c, mb)
+	if err != nil {
+		return nil, fmt.Errorf("stored manifest: %w", err)
+	}
+	return m, nil
 }
 
 // storeRecords writes put (with its manifest bytes, if given) and deletes

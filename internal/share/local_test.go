@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"go.uber.org/goleak"
 
@@ -366,5 +368,69 @@ func TestErrChangedTellsTransfer(t *testing.T) {
 	var ch interface{ Changed() bool }
 	if err := fmt.Errorf("open x: %w", ErrChanged); !errors.As(err, &ch) || !ch.Changed() {
 		t.Fatal("a wrapped ErrChanged does not report Changed() == true")
+	}
+}
+
+// countingDS counts reads of manifest keys.
+type countingDS struct {
+	datastore.Batching
+	manifestGets atomic.Int64
+}
+
+func (d *countingDS) Get(ctx context.Context, k datastore.Key) ([]byte, error) {
+	if strings.HasPrefix(k.String(), manifestPrefix+"/") {
+		d.manifestGets.Add(1)
+	}
+	return d.Batching.Get(ctx, k)
+}
+
+// Open is called for every fetch request: it must not read (and hash) the
+// manifest again each time, neither after a publish nor after a restart.
+func TestOpenDoesNotReadTheManifestEachTime(t *testing.T) {
+	checkLeaks(t)
+	var ds *countingDS
+	wrap := func(c *Config) {
+		ds = &countingDS{Batching: c.Datastore}
+		c.Datastore = ds
+	}
+	h := loopbackHost(t)
+	n := newNode(t, h, false, wrap)
+	content := strings.Repeat("abcdefghij", 20000) // 196 chunks of 1 KiB
+	e := n.publish(t, "big.bin", content)
+	openN := func(s *Service) {
+		t.Helper()
+		for range 20 {
+			m, f, err := s.Open(e.CID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			if !m.CID().Equals(e.CID) || len(m.Chunks) != manifest.NumChunks(int64(len(content)), 1024) {
+				t.Fatalf("Open returned a wrong manifest")
+			}
+		}
+	}
+	before := ds.manifestGets.Load()
+	openN(n.s)
+	if got := ds.manifestGets.Load() - before; got != 0 {
+		t.Errorf("20 Opens after publish read the manifest from the datastore %d times, want 0", got)
+	}
+
+	// After a restart on the same datastore the manifest is read (and
+	// verified) once, at load, not per Open.
+	if err := n.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := n.s.cfg
+	cfg.Datastore = ds.Batching
+	wrap(&cfg)
+	n.start(t, cfg)
+	loaded := ds.manifestGets.Load()
+	if loaded > 1 {
+		t.Errorf("loading the index read the manifest %d times", loaded)
+	}
+	openN(n.s)
+	if got := ds.manifestGets.Load() - loaded; got != 0 {
+		t.Errorf("20 Opens after a restart read the manifest from the datastore %d times, want 0", got)
 	}
 }

@@ -376,6 +376,7 @@ func (s *Service) publishOne(ctx context.Context, name string) (PublishResult, e
 		ChunkSize: m.ChunkSize,
 		Published: time.Now().Round(0).UTC(),
 		cid:       c,
+		m:         m,
 	}
 	var del []cid.Cid
 	for _, o := range olds {
@@ -512,6 +513,10 @@ func (s *Service) withdraw(ctx context.Context, sel map[cid.Cid]*record, kind pr
 // ErrChanged when the file's size or modification time differ from when it
 // was hashed: the entry is then marked changed, withdrawn from peers and no
 // longer served under its old CID.
+//
+// The manifest was verified when the file was published (or when the index
+// was loaded) and is kept in memory: Open reads nothing but the file's
+// metadata. The manifest is shared; callers must not modify it.
 func (s *Service) Open(c cid.Cid) (*manifest.Manifest, *os.File, error) {
 	s.mu.Lock()
 	r, ok := s.index[c]
@@ -540,17 +545,11 @@ func (s *Service) Open(c cid.Cid) (*manifest.Manifest, *os.File, error) {
 			time.Unix(0, rec.ModTime).Format(time.RFC3339Nano), fi.ModTime().Format(time.RFC3339Nano)))
 		return nil, nil, fmt.Errorf("open %s (%q): %w", c, rec.Name, ErrChanged)
 	}
-	mb, err := s.cfg.Datastore.Get(s.ctx, manifestKey(c))
-	if err != nil {
+	if rec.m == nil { // a Changed record loaded without its manifest: never served
 		f.Close()
-		return nil, nil, fmt.Errorf("open %s (%q): read manifest from index: %w", c, rec.Name, err)
+		return nil, nil, fmt.Errorf("open %s (%q): %w", c, rec.Name, ErrChanged)
 	}
-	m, err := manifest.Verify(c, mb)
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("open %s (%q): stored manifest: %w", c, rec.Name, err)
-	}
-	return m, f, nil
+	return rec.m, f, nil
 }
 
 // markChanged marks r (at c) as changed at once in memory, so it is not
