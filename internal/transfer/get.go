@@ -672,6 +672,13 @@ func (g *getter) finish() (*Result, error) {
 		dst, exact = filepath.Join(g.s.cfg.DownloadDir, g.name), false
 	}
 	final, err := place(filepath.Join(p.dir, dataName), dst, exact)
+	if final != "" && err != nil {
+		// The link succeeded: the file is in place under its final name.
+		// Keeping the partial would make the next Get link a second copy.
+		g.log().Warn("file in place but its directory could not be synced; it may not survive a crash",
+			"path", final, "err", err)
+		err = nil
+	}
 	if err != nil {
 		// keep the complete partial: a Get with another name finishes at once
 		if perr := p.persist(g.sched.snapshot(nil)); perr != nil {

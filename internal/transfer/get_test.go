@@ -138,3 +138,33 @@ func TestGet2048BitKey(t *testing.T) {
 		t.Fatal("a 1024-bit BBS modulus was accepted by a production client")
 	}
 }
+
+// Once the finished file is linked into place it is the download, even if
+// fsyncing the directory fails: Get succeeds (with a logged warning), the
+// partial is removed, and a second Get does not link "name (1)".
+func TestGetPlacedButDirSyncFails(t *testing.T) {
+	srv := newNode(t)
+	data := pattern(3*testChunk+5, 41)
+	c := srv.publish(t, "s.bin", data, testChunk)
+	cli := newNode(t)
+	cli.fnd.set(addrInfo(srv.h))
+	orig := syncDir
+	t.Cleanup(func() { syncDir = orig })
+	syncDir = func(dir string) error { return errors.New("injected fsync failure") }
+
+	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "s.bin"})
+	if err != nil {
+		t.Fatalf("Get after a linked file whose directory fsync failed: %v", err)
+	}
+	want := filepath.Join(cli.svc.cfg.DownloadDir, "s.bin")
+	if res.Path != want {
+		t.Fatalf("saved as %s, want %s", res.Path, want)
+	}
+	checkFile(t, want, data)
+	if _, err := os.Stat(partialDir(cli.svc.cfg.DownloadDir, c)); !os.IsNotExist(err) {
+		t.Fatalf("partial download kept: %v", err)
+	}
+	if tr := cli.svc.Transfers(); len(tr) != 0 {
+		t.Fatalf("Transfers() = %+v, want none", tr)
+	}
+}

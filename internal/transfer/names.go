@@ -18,6 +18,9 @@ import (
 // link is os.Link; tests replace it to take the cross-file-system path.
 var link = os.Link
 
+// syncDir is atomicfile.SyncDir; tests replace it to make it fail.
+var syncDir = atomicfile.SyncDir
+
 // maxNameTries bounds the "name (N).ext" search.
 const maxNameTries = 10000
 
@@ -49,6 +52,10 @@ func numbered(name string, n int) string {
 // os.Link fails if the target exists, which makes each try atomic. Across
 // file systems the file is copied to a temporary file in the target
 // directory first. It returns the final path; src is left in place.
+//
+// A non-empty path means the file is in place, even with an error: the
+// error then only says that fsyncing the directory failed (the link may not
+// survive a crash), and the caller treats the download as done.
 func place(src, dst string, exact bool) (string, error) {
 	dir, name := filepath.Dir(dst), filepath.Base(dst)
 	tmp := ""
@@ -82,8 +89,8 @@ func place(src, dst string, exact bool) (string, error) {
 		}
 		err := try(target)
 		if err == nil {
-			if err := atomicfile.SyncDir(dir); err != nil {
-				return target, err
+			if err := syncDir(dir); err != nil {
+				return target, fmt.Errorf("sync %s: %w", dir, err)
 			}
 			return target, nil
 		}
