@@ -123,6 +123,7 @@ type getter struct {
 	mfrom     peer.ID      // provider of the manifest
 	startAt   time.Time
 	resumed   int
+	rechecks  int // rounds of re-verifying the data file after a whole-file mismatch
 	readyOne  sync.Once
 	// fh computes the whole-file hash as verified chunks are stored
 	fh *fileHasher
@@ -201,12 +202,18 @@ func (g *getter) run() (*Result, error) {
 	}
 
 	stopProgress := g.startProgress()
-	stopBackground := g.startBackground()
-	err := g.download()
-	stopBackground()
 	var res *Result
-	if err == nil {
-		res, err = g.finish()
+	var err error
+	for {
+		stopBackground := g.startBackground()
+		err = g.download()
+		stopBackground()
+		if err == nil {
+			res, err = g.finish()
+		}
+		if !errors.Is(err, errRefetch) {
+			break
+		}
 	}
 	stopProgress()
 	if err == nil {
@@ -647,6 +654,14 @@ func (g *getter) ensureManifest(ctx context.Context, cn *conn) error {
 	return nil
 }
 
+// errRefetch: finish found marked chunks damaged on disk and unmarked
+// them; run downloads them again.
+var errRefetch = errors.New("chunks damaged on disk")
+
+// maxRechecks bounds the rounds of errRefetch for one Get, in case a disk
+// keeps damaging what is written to it.
+const maxRechecks = 3
+
 // finish checks the whole file and moves it into place.
 func (g *getter) finish() (*Result, error) {
 	p := g.part
@@ -658,6 +673,28 @@ func (g *getter) finish() (*Result, error) {
 		return nil, &fatalError{fmt.Errorf("transfer %s: %w", g.c, err)}
 	}
 	if sum != p.m.FileHash {
+		// A chunk marked verified may have been damaged on disk since
+		// (a resumed download trusts the marks): find such chunks and
+		// fetch them again. Only when every chunk verifies is the
+		// manifest itself inconsistent.
+		done := g.sched.snapshot(nil)
+		bad, err := p.recheck(done)
+		if err != nil {
+			return nil, &fatalError{fmt.Errorf("transfer %s: re-verify partial data: %w", g.c, err)}
+		}
+		if bad > 0 {
+			if err := p.persist(done); err != nil {
+				return nil, &fatalError{fmt.Errorf("transfer %s: %w", g.c, err)}
+			}
+			if g.rechecks++; g.rechecks > maxRechecks {
+				return nil, &fatalError{fmt.Errorf("transfer %s: %d chunks damaged on disk after they were verified, %d times over",
+					g.c, bad, g.rechecks)}
+			}
+			g.log().Warn("chunks damaged on disk since they were verified; fetching them again", "chunks", bad)
+			g.resumed = max(g.resumed-bad, 0)
+			g.setup(p, done)
+			return nil, errRefetch
+		}
 		p.remove()
 		g.mu.Lock()
 		g.part = nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -156,15 +157,21 @@ func createPartial(dir string, c cid.Cid, m *manifest.Manifest, mbytes []byte, n
 // openPartial reopens a partial download. Chunks the state marks are
 // trusted (they were fsynced before being marked); the others are
 // re-verified from the data file, so a verified chunk whose mark was lost
-// in a crash is not fetched again. It returns the done bitmap.
+// in a crash is not fetched again. It returns the done bitmap. A data file
+// that is missing or not of the file's size is errBadState: the caller
+// starts over. (A marked chunk damaged in place is caught by the
+// whole-file hash at the end, see getter.finish.)
 func openPartial(dir string, c cid.Cid) (*partial, []bool, error) {
 	st, m, err := readState(dir, c)
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, dataName), os.O_RDWR|os.O_CREATE, 0o600)
+	// The state vouches for chunks in this very file: a data file that is
+	// gone (a new one would be all zeros) or not of the file's size (it
+	// was truncated or replaced) makes the whole partial bad.
+	f, err := os.OpenFile(filepath.Join(dir, dataName), os.O_RDWR, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: data file: %w", errBadState, noNotExist(err))
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -172,10 +179,8 @@ func openPartial(dir string, c cid.Cid) (*partial, []bool, error) {
 		return nil, nil, err
 	}
 	if fi.Size() != m.Size {
-		if err := f.Truncate(m.Size); err != nil {
-			f.Close()
-			return nil, nil, err
-		}
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: data file holds %d bytes, want %d", errBadState, fi.Size(), m.Size)
 	}
 	p := &partial{dir: dir, c: c, m: m, mbytes: st.mbytes, name: st.name, data: f}
 	done := st.done
@@ -195,11 +200,60 @@ func openPartial(dir string, c cid.Cid) (*partial, []bool, error) {
 	return p, done, nil
 }
 
+// noNotExist hides fs.ErrNotExist in err's chain (as text), so that a
+// missing data file is not mistaken for a missing partial download.
+func noNotExist(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return errors.New(err.Error())
+	}
+	return err
+}
+
 // reverify hashes the unmarked chunks of the data file, in parallel, and
 // marks those that verify. Chunks that are holes in a sparse file are
 // skipped without reading where the system can tell.
 func (p *partial) reverify(done []bool) error {
-	todo := make(chan int)
+	return p.verifyChunks(func(yield func(int)) {
+		for i, d := range done {
+			if !d && !isHole(p.data, p.m.ChunkOffset(i), int64(p.m.ChunkLen(i))) {
+				yield(i)
+			}
+		}
+	}, func(i int, ok bool) {
+		if ok {
+			done[i] = true // distinct indexes: no race
+		}
+	})
+}
+
+// recheck hashes every marked chunk of the data file again and unmarks
+// those that no longer verify (damaged on disk after they were marked). It
+// returns how many it unmarked.
+func (p *partial) recheck(done []bool) (int, error) {
+	var mu sync.Mutex
+	bad := 0
+	err := p.verifyChunks(func(yield func(int)) {
+		for i, d := range done {
+			if d {
+				yield(i)
+			}
+		}
+	}, func(i int, ok bool) {
+		if !ok {
+			mu.Lock()
+			done[i] = false
+			bad++
+			mu.Unlock()
+		}
+	})
+	return bad, err
+}
+
+// verifyChunks reads and verifies the chunks todo yields, in parallel, and
+// calls result for each chunk it could read (from several goroutines,
+// never twice for one chunk). It returns the first read error.
+func (p *partial) verifyChunks(todo func(yield func(int)), result func(i int, ok bool)) error {
+	ch := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -208,7 +262,7 @@ func (p *partial) reverify(done []bool) error {
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, p.m.ChunkSize)
-			for i := range todo {
+			for i := range ch {
 				b := buf[:p.m.ChunkLen(i)]
 				if _, err := p.data.ReadAt(b, p.m.ChunkOffset(i)); err != nil && !errors.Is(err, io.EOF) {
 					mu.Lock()
@@ -216,18 +270,12 @@ func (p *partial) reverify(done []bool) error {
 					mu.Unlock()
 					continue
 				}
-				if p.m.VerifyChunk(i, b) {
-					done[i] = true // distinct indexes: no race
-				}
+				result(i, p.m.VerifyChunk(i, b))
 			}
 		}()
 	}
-	for i, d := range done {
-		if !d && !isHole(p.data, p.m.ChunkOffset(i), int64(p.m.ChunkLen(i))) {
-			todo <- i
-		}
-	}
-	close(todo)
+	todo(func(i int) { ch <- i })
+	close(ch)
 	wg.Wait()
 	return firstErr
 }
