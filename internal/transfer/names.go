@@ -12,7 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/p2pshare/p2pshare/internal/atomicfile"
-	"github.com/p2pshare/p2pshare/internal/proto"
+	"github.com/p2pshare/p2pshare/internal/names"
 )
 
 // link is os.Link; tests replace it to take the cross-file-system path.
@@ -25,13 +25,12 @@ var syncDir = atomicfile.SyncDir
 const maxNameTries = 10000
 
 // SanitizeName returns a safe base file name for a name taken from a
-// catalog: empty, ".", "..", names with a path separator, a NUL or another
-// control character, or longer than proto.MaxNameLen bytes are refused and
-// the CID string is used instead.
+// catalog: a name that internal/names.Check refuses (empty, ".", "..", a
+// path separator, longer than proto.MaxNameLen bytes, invalid UTF-8, a
+// control, format, bidi or zero-width character, a line or paragraph
+// separator, leading or trailing space) is replaced by the CID string.
 func SanitizeName(name string, c cid.Cid) string {
-	bad := name == "" || name == "." || name == ".." || len(name) > proto.MaxNameLen ||
-		strings.ContainsAny(name, `/\`) || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f })
-	if bad {
+	if names.Check(name) != nil {
 		return c.String()
 	}
 	return name

@@ -38,6 +38,21 @@ func TestSanitizeName(t *testing.T) {
 		{"nul\x00byte", c.String()},
 		{"new\nline", c.String()},
 		{long, c.String()},
+		{"été.txt", "été.txt"},
+		{"two  spaces inside", "two  spaces inside"},
+		{"bad\xffutf8", c.String()},       // invalid UTF-8
+		{"csi\u009b31m", c.String()},      // C1 control (CSI)
+		{"del\x7f", c.String()},           // DEL
+		{"evil\u202etxt.exe", c.String()}, // right-to-left override
+		{"zero\u200bwidth", c.String()},   // zero-width space
+		{"lrm\u200emark", c.String()},     // left-to-right mark
+		{"rlm\u200fmark", c.String()},     // right-to-left mark
+		{"line\u2028sep", c.String()},     // line separator
+		{"para\u2029sep", c.String()},     // paragraph separator
+		{"\ufeffbom", c.String()},         // byte order mark
+		{" leading", c.String()},          // leading space
+		{"trailing ", c.String()},         // trailing space
+		{"/abs", c.String()},              // absolute
 	}
 	for _, tt := range tests {
 		if got := SanitizeName(tt.in, c); got != tt.want {
