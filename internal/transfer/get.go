@@ -166,6 +166,10 @@ func (s *Service) Get(ctx context.Context, c cid.Cid, opt GetOptions) (*Result, 
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrInProgress, c)
 	}
+	if s.canceling[key] > 0 {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s: it is being cancelled", ErrInProgress, c)
+	}
 	s.gets[key] = g
 	s.wg.Add(1)
 	s.mu.Unlock()

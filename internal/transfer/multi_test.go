@@ -446,3 +446,52 @@ func TestGetFromOnly(t *testing.T) {
 		t.Fatalf("providers %v", res.Providers)
 	}
 }
+
+// A Get that starts while Cancel is removing a paused download's partial
+// data is refused: it must not open (resume) files that are being deleted.
+func TestGetDuringCancelOfPaused(t *testing.T) {
+	data := pattern(8*testChunk, 16)
+	srv := newNode(t)
+	c := srv.publish(t, "g.bin", data, testChunk)
+	var served servedLog
+	release := gated(t, srv, &served, 2)
+	cli := newNode(t, smallRequests)
+	cli.fnd.set(addrInfo(srv.h))
+	ctx, cancel := context.WithCancel(ctxT(t, time.Minute))
+	if _, err := cli.svc.Get(ctx, c, GetOptions{Progress: func(p Progress) {
+		if p.Done > 0 {
+			cancel()
+		}
+	}}); !errors.Is(err, ErrPaused) {
+		t.Fatalf("Get: %v, want ErrPaused", err)
+	}
+	release()
+	var during error
+	hooked := false
+	cli.svc.beforeCancelRemove = func(cid.Cid) {
+		hooked = true
+		_, during = cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
+	}
+	if err := cli.svc.Cancel(c); err != nil {
+		t.Fatal(err)
+	}
+	if !hooked {
+		t.Fatal("Cancel did not reach the removal")
+	}
+	if !errors.Is(during, ErrInProgress) {
+		t.Fatalf("Get while Cancel removes the partial: %v, want ErrInProgress", during)
+	}
+	if _, err := os.Stat(partialDir(cli.svc.cfg.DownloadDir, c)); !os.IsNotExist(err) {
+		t.Fatalf("partial data not removed: %v", err)
+	}
+	// After Cancel returned, a Get starts afresh.
+	cli.svc.beforeCancelRemove = nil
+	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res.Path, data)
+	if res.Resumed != 0 {
+		t.Errorf("resumed %d chunks of a cancelled download", res.Resumed)
+	}
+}

@@ -75,7 +75,8 @@ var (
 	// ErrPaused: ctx ended during a download; its partial state is kept on
 	// disk and a later Get of the same CID resumes it.
 	ErrPaused = errors.New("transfer: paused")
-	// ErrInProgress: a Get of the same CID is already running.
+	// ErrInProgress: a Get of the same CID is already running, or a
+	// Cancel of it is removing its partial data.
 	ErrInProgress = errors.New("transfer: already downloading")
 	// ErrNotFound: Cancel of a CID that is neither running nor paused.
 	ErrNotFound = errors.New("transfer: no such transfer")
@@ -145,18 +146,24 @@ type Service struct {
 	ctx  context.Context
 	stop context.CancelFunc
 
-	mu      sync.Mutex
-	closed  bool
-	gets    map[string]*getter // running downloads by CID key
-	serving map[peer.ID]int    // open fetch streams per peer
-	streams map[network.Stream]struct{}
-	wg      sync.WaitGroup // handlers and Gets
+	mu     sync.Mutex
+	closed bool
+	gets   map[string]*getter // running downloads by CID key
+	// canceling counts the Cancels removing a paused download's partial
+	// data, by CID key; Get refuses such a CID meanwhile.
+	canceling map[string]int
+	serving   map[peer.ID]int // open fetch streams per peer
+	streams   map[network.Stream]struct{}
+	wg        sync.WaitGroup // handlers and Gets
 
 	// test hooks, set only by tests before use
 	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
 	corrupt func(chunk int, data []byte)           // applied after the server read a chunk
 	tapWire func(p peer.ID, w io.Writer) io.Writer // wraps the server's stream writer
 	upload  *rate.Limiter                          // Config.UploadLimit; nil: none
+	// beforeCancelRemove runs in Cancel of a paused download, just before
+	// its partial data is removed
+	beforeCancelRemove func(c cid.Cid)
 }
 
 // New creates the service and registers the fetch handler on the host.
@@ -191,12 +198,13 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("transfer: %w", err)
 	}
 	s := &Service{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "transfer"),
-		gets:    make(map[string]*getter),
-		serving: make(map[peer.ID]int),
-		streams: make(map[network.Stream]struct{}),
-		upload:  newUploadLimiter(cfg.UploadLimit),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "transfer"),
+		gets:      make(map[string]*getter),
+		canceling: make(map[string]int),
+		serving:   make(map[peer.ID]int),
+		streams:   make(map[network.Stream]struct{}),
+		upload:    newUploadLimiter(cfg.UploadLimit),
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	if cfg.Source != nil {

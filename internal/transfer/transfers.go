@@ -74,9 +74,24 @@ func (g *getter) info() Info {
 // Cancel stops the running download of c (its Get returns ErrCanceled) and
 // removes its partial data; for a paused download it removes the partial
 // data. ErrNotFound if there is neither.
+//
+// While it removes a paused download's data, c is reserved: a Get of c
+// started meanwhile fails with ErrInProgress instead of opening files that
+// are being deleted.
 func (s *Service) Cancel(c cid.Cid) error {
+	key := c.KeyString()
 	s.mu.Lock()
-	g := s.gets[c.KeyString()]
+	g := s.gets[key]
+	if g == nil {
+		s.canceling[key]++
+		defer func() {
+			s.mu.Lock()
+			if s.canceling[key]--; s.canceling[key] == 0 {
+				delete(s.canceling, key)
+			}
+			s.mu.Unlock()
+		}()
+	}
 	s.mu.Unlock()
 	if g != nil {
 		g.cancel(ErrCanceled)
@@ -84,6 +99,9 @@ func (s *Service) Cancel(c cid.Cid) error {
 		return nil
 	}
 	dir := partialDir(s.cfg.DownloadDir, c)
+	if s.beforeCancelRemove != nil {
+		s.beforeCancelRemove(c)
+	}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
