@@ -100,6 +100,9 @@ func (s *Service) validateAnnouncement(_ context.Context, from peer.ID, msg *pub
 		return pubsub.ValidationReject
 	}
 	a, err := parseAnnouncement(msg.GetData())
+	if err == nil && a.time > time.Now().Add(maxFutureSkew).UnixNano() {
+		err = fmt.Errorf("dated %s ahead of our clock", time.Duration(a.time-time.Now().UnixNano()).Round(time.Second))
+	}
 	if err != nil {
 		s.log.Debug("announce: rejected malformed message", "origin", msg.GetFrom(), "via", from, "err", err)
 		s.rejected.Add(1)
@@ -128,14 +131,20 @@ func (s *Service) announceLoop() {
 	}
 }
 
-// tombstoneTTL is how long (in the publisher's clock) the time of a
-// withdrawal is remembered to drop a publish of the same CID that was
-// sent before it but delivered after it.
+// tombstoneTTL is how long (by our clock, from when we received it) the
+// time of a withdrawal is remembered to drop a publish of the same CID
+// that was sent before it but delivered after it.
 const tombstoneTTL = 10 * time.Minute
+
+// maxFutureSkew: announcements dated further ahead of our clock are
+// rejected; they would outrank every real announcement of their sender.
+const maxFutureSkew = 10 * time.Minute
 
 // applyAnnouncement applies a to the entries of publisher, its signer. A
 // message older than the last one applied about the same CID (or than the
-// last UNPUBLISH_ALL) is dropped.
+// last UNPUBLISH_ALL) is dropped. Withdrawals from a sender we know
+// nothing about, or of CIDs it never published, change nothing and leave
+// no trace.
 func (s *Service) applyAnnouncement(publisher peer.ID, a *announcement) {
 	if publisher == s.h.ID() {
 		return
@@ -143,26 +152,41 @@ func (s *Service) applyAnnouncement(publisher peer.ID, a *announcement) {
 	v := &s.remote
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	pc := v.peer(publisher)
-	stale := func(c cid.Cid) bool { return a.time <= max(pc.stamps[c], pc.allStamp) }
+	pc := v.peers[publisher]
+	if pc == nil {
+		if a.kind != proto.Announcement_PUBLISH || len(a.entries) == 0 {
+			return
+		}
+		pc = v.peer(publisher)
+	}
+	now := v.tick()
+	pc.heard = now
+	stale := func(c cid.Cid) bool { return a.time <= max(pc.stamps[c].sent, pc.allStamp) }
 	changed := false
+	refused := 0
 	switch a.kind {
 	case proto.Announcement_PUBLISH:
 		for _, e := range a.entries {
 			if stale(e.CID) {
 				continue
 			}
+			if _, ok := pc.entries[e.CID]; !ok && len(pc.entries) >= maxEntriesPerPeer {
+				refused++
+				continue
+			}
 			pc.entries[e.CID] = e
-			pc.stamps[e.CID] = a.time
+			pc.setStamp(e.CID, stamp{a.time, now})
 			changed = true
 		}
 	case proto.Announcement_UNPUBLISH:
 		for _, c := range a.cids {
-			if stale(c) {
+			_, live := pc.entries[c]
+			_, known := pc.stamps[c]
+			if !live && !known || stale(c) {
 				continue
 			}
-			pc.stamps[c] = a.time
-			if _, ok := pc.entries[c]; ok {
+			pc.setStamp(c, stamp{a.time, now})
+			if live {
 				delete(pc.entries, c)
 				changed = true
 			}
@@ -171,19 +195,24 @@ func (s *Service) applyAnnouncement(publisher peer.ID, a *announcement) {
 		if a.time <= pc.allStamp {
 			break
 		}
-		pc.allStamp = a.time
+		pc.allStamp, pc.allRecv = a.time, now
 		for c := range pc.entries {
-			if pc.stamps[c] < a.time {
+			if pc.stamps[c].sent < a.time {
 				delete(pc.entries, c)
 				changed = true
 			}
 		}
+		// Stamps older than allStamp say nothing allStamp does not.
+		for c, st := range pc.stamps {
+			if st.sent < a.time {
+				delete(pc.stamps, c)
+			}
+		}
 	}
 	pc.latest = max(pc.latest, a.time)
-	for c, t := range pc.stamps {
-		if _, live := pc.entries[c]; !live && t < pc.latest-int64(tombstoneTTL) {
-			delete(pc.stamps, c)
-		}
+	if refused > 0 {
+		s.log.Warn("announce: sender publishes too many entries; extra ones ignored",
+			"peer", publisher, "ignored", refused, "max", maxEntriesPerPeer)
 	}
 	if changed {
 		v.notifyLocked()

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -34,12 +35,37 @@ type ProviderInfo struct {
 // pubsub validates messages concurrently and may deliver one publisher's
 // messages out of order, so "withdraw old CID" followed by "publish new
 // CID" can arrive the other way round; both must apply.
+//
+// Everything here is bounded, since any signed sender can fill it: at most
+// maxEntriesPerPeer entries and maxStampsPerPeer stamps per sender, at most
+// maxRemotePeers senders. A withdrawal only leaves a tombstone for a CID
+// the sender published (or already has a stamp for); tombstones expire
+// tombstoneTTL after we received them, by our clock, not the sender's.
 type peerCatalog struct {
 	entries  map[cid.Cid]Entry
-	stamps   map[cid.Cid]int64 // time of the last applied announcement about a CID (tombstones too)
-	allStamp int64             // time of the last applied UNPUBLISH_ALL
-	latest   int64             // newest announcement time applied
+	stamps   map[cid.Cid]stamp // the last applied announcement about a CID (tombstones too)
+	allStamp int64             // sender time of the last applied UNPUBLISH_ALL
+	allRecv  int64             // our clock when it was applied
+	latest   int64             // newest sender time applied
+	heard    int64             // our clock: last announcement or catalog applied
+	writes   int               // stamps written since the last sweep
 }
+
+// stamp is the sender's time of an announcement and our receive time.
+type stamp struct {
+	sent, recv int64
+}
+
+// Bounds on what other peers can make us remember.
+const (
+	maxEntriesPerPeer = 10000
+	maxStampsPerPeer  = 10000
+	maxRemotePeers    = 1000
+	// sweepMin: expired tombstones are swept once at least this many
+	// stamps (and half the stamps held) were written since the last sweep,
+	// so the cost of sweeping is amortised over the writes.
+	sweepMin = 64
+)
 
 // remoteView holds per-(provider, CID) entries. Entries of providers that
 // went offline are kept and shown offline.
@@ -47,11 +73,29 @@ type remoteView struct {
 	mu      sync.Mutex
 	peers   map[peer.ID]*peerCatalog
 	changed chan struct{} // closed and replaced on every change
+	now     func() int64  // our monotonic clock in ns; tests replace it
+	clock   int64         // last value of tick
 }
 
 func (v *remoteView) init() {
 	v.peers = make(map[peer.ID]*peerCatalog)
 	v.changed = make(chan struct{})
+	epoch := time.Now()
+	v.now = func() int64 { return int64(time.Since(epoch)) } // monotonic
+}
+
+// tick returns our clock, strictly increasing across calls, so "applied
+// after the pull started" is never a tie. Callers hold v.mu.
+func (v *remoteView) tick() int64 {
+	v.clock = max(v.now(), v.clock+1)
+	return v.clock
+}
+
+// Now returns our clock, for replaceCatalog's since.
+func (v *remoteView) Now() int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.tick()
 }
 
 // notifyLocked wakes everyone waiting on Changes. Callers hold v.mu.
@@ -60,13 +104,85 @@ func (v *remoteView) notifyLocked() {
 	v.changed = make(chan struct{})
 }
 
+// peer returns p's catalog, creating it (and evicting the sender heard
+// from the longest ago if there are maxRemotePeers already). Callers hold
+// v.mu.
 func (v *remoteView) peer(p peer.ID) *peerCatalog {
 	pc := v.peers[p]
 	if pc == nil {
-		pc = &peerCatalog{entries: make(map[cid.Cid]Entry), stamps: make(map[cid.Cid]int64)}
+		if len(v.peers) >= maxRemotePeers {
+			v.evictPeerLocked()
+		}
+		pc = &peerCatalog{entries: make(map[cid.Cid]Entry), stamps: make(map[cid.Cid]stamp)}
 		v.peers[p] = pc
 	}
 	return pc
+}
+
+// evictPeerLocked forgets the sender heard from the longest ago: a
+// connected peer is heard from at every catalog pull, so this is one gone
+// for the longest. O(maxRemotePeers), only when a new sender comes at the cap.
+func (v *remoteView) evictPeerLocked() {
+	var oldest peer.ID
+	var at int64
+	found := false
+	for p, pc := range v.peers {
+		if !found || pc.heard < at {
+			oldest, at, found = p, pc.heard, true
+		}
+	}
+	if found {
+		if len(v.peers[oldest].entries) > 0 {
+			v.notifyLocked()
+		}
+		delete(v.peers, oldest)
+	}
+}
+
+// setStamp records an announcement about c, keeping the stamps bounded.
+func (pc *peerCatalog) setStamp(c cid.Cid, st stamp) {
+	pc.stamps[c] = st
+	pc.writes++
+	if pc.writes >= max(sweepMin, len(pc.stamps)/2) || len(pc.stamps) > maxStampsPerPeer {
+		pc.sweep(st.recv)
+	}
+}
+
+// sweep drops tombstones received more than tombstoneTTL ago (our clock)
+// and, over the cap, the oldest stamps down to 90% of it. Called after
+// Ω(len(stamps)) writes, so its cost is amortised.
+func (pc *peerCatalog) sweep(now int64) {
+	pc.writes = 0
+	for c, st := range pc.stamps {
+		if _, live := pc.entries[c]; !live && st.recv < now-int64(tombstoneTTL) {
+			delete(pc.stamps, c)
+		}
+	}
+	if len(pc.stamps) <= maxStampsPerPeer {
+		return
+	}
+	recvs := make([]int64, 0, len(pc.stamps))
+	for _, st := range pc.stamps {
+		recvs = append(recvs, st.recv)
+	}
+	slices.Sort(recvs)
+	drop := len(recvs) - maxStampsPerPeer*9/10 // keep the newest 90% of the cap
+	cut := recvs[drop-1]
+	for c, st := range pc.stamps {
+		if st.recv < cut {
+			delete(pc.stamps, c)
+			drop--
+		}
+	}
+	for c, st := range pc.stamps { // ties (one message's stamps share a time)
+		if drop <= 0 {
+			break
+		}
+		if st.recv == cut {
+			delete(pc.stamps, c)
+			drop--
+		}
+	}
 }
 
 // Changes returns a channel that is closed at the next change of what
@@ -98,6 +214,7 @@ func (s *Service) replaceCatalog(p peer.ID, entries []Entry) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	pc := v.peer(p)
+	pc.heard = v.tick()
 	if entriesEqual(pc.entries, next) {
 		return
 	}
