@@ -180,6 +180,7 @@ func (s *Service) fetchCatalog(ctx context.Context, p peer.ID) (entries []Entry,
 
 // pull fetches p's catalog and makes it p's complete list.
 func (s *Service) pull(ctx context.Context, p peer.ID) error {
+	since := s.remote.Now() // before the request: announcements after it win
 	entries, bad, err := s.fetchCatalog(ctx, p)
 	if err != nil {
 		return fmt.Errorf("catalog of %s: %w", p, err)
@@ -187,7 +188,7 @@ func (s *Service) pull(ctx context.Context, p peer.ID) error {
 	if bad > 0 {
 		s.log.Warn("catalog: dropped invalid entries", "peer", p, "dropped", bad, "kept", len(entries))
 	}
-	s.replaceCatalog(p, entries)
+	s.replaceCatalog(p, since, entries)
 	s.log.Debug("catalog pulled", "peer", p, "entries", len(entries))
 	return nil
 }

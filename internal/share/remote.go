@@ -201,20 +201,42 @@ func (s *Service) notifyChanged() {
 	s.remote.mu.Unlock()
 }
 
-// replaceCatalog makes entries the complete list of what p publishes.
-func (s *Service) replaceCatalog(p peer.ID, entries []Entry) {
+// replaceCatalog makes entries, the catalog of p pulled from a request
+// started at since (our clock, remoteView.Now), p's list of entries, except
+// where an announcement we applied after since says otherwise: the answer
+// may have been produced before it. So a catalog entry is skipped if a
+// later announcement (or UNPUBLISH_ALL) touched its CID; a current entry
+// announced after since is kept; every other current entry not in the
+// catalog is dropped. At most maxEntriesPerPeer entries are taken.
+func (s *Service) replaceCatalog(p peer.ID, since int64, entries []Entry) {
 	if p == s.h.ID() {
 		return
-	}
-	next := make(map[cid.Cid]Entry, len(entries))
-	for _, e := range entries {
-		next[e.CID] = e
 	}
 	v := &s.remote
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	pc := v.peer(p)
 	pc.heard = v.tick()
+	next := make(map[cid.Cid]Entry, min(len(entries), maxEntriesPerPeer))
+	for c, e := range pc.entries { // announced during the pull: kept as is
+		if pc.stamps[c].recv > since {
+			next[c] = e
+		}
+	}
+	dropped := 0
+	for _, e := range entries {
+		if pc.stamps[e.CID].recv > since || pc.allRecv > since {
+			continue // a later announcement decides
+		}
+		if _, ok := next[e.CID]; !ok && len(next) >= maxEntriesPerPeer {
+			dropped++
+			continue
+		}
+		next[e.CID] = e
+	}
+	if dropped > 0 {
+		s.log.Warn("catalog: peer lists too many entries; extra ones ignored", "peer", p, "ignored", dropped, "max", maxEntriesPerPeer)
+	}
 	if entriesEqual(pc.entries, next) {
 		return
 	}

@@ -219,3 +219,50 @@ func TestValidatorRejectsFutureTimes(t *testing.T) {
 		t.Errorf("an announcement a minute ahead (clock skew) was refused: %v", err)
 	}
 }
+
+// A catalog answer produced before a withdrawal, applied after it, must
+// not bring the withdrawn entry back.
+func TestStaleCatalogDoesNotResurrectWithdrawn(t *testing.T) {
+	n := newNode(t, loopbackHost(t), false)
+	p := randPeer(t)
+	e := Entry{Name: "a.txt", Size: 3, CID: randCID(), ChunkSize: 1024}
+	n.s.applyAnnouncement(p, &announcement{kind: proto.Announcement_PUBLISH, entries: []Entry{e}, time: 1})
+	since := n.s.remote.Now() // the pull starts
+	stale := []Entry{e}       // the catalog answer was produced here...
+	n.s.applyAnnouncement(p, &announcement{kind: proto.Announcement_UNPUBLISH, cids: []cid.Cid{e.CID}, time: 2})
+	n.s.replaceCatalog(p, since, stale) // ...and applied after the withdrawal
+	if ps := n.s.Providers(e.CID); len(ps) != 0 {
+		t.Errorf("withdrawn entry is back: %v", ps)
+	}
+}
+
+// Nor drop an entry announced while the pull was running, nor keep one
+// the catalog no longer lists and no later announcement mentions.
+func TestStaleCatalogKeepsNewlyAnnounced(t *testing.T) {
+	n := newNode(t, loopbackHost(t), false)
+	p := randPeer(t)
+	old := Entry{Name: "old.txt", Size: 3, CID: randCID(), ChunkSize: 1024}
+	gone := Entry{Name: "gone.txt", Size: 3, CID: randCID(), ChunkSize: 1024}
+	fresh := Entry{Name: "new.txt", Size: 3, CID: randCID(), ChunkSize: 1024}
+	n.s.applyAnnouncement(p, &announcement{kind: proto.Announcement_PUBLISH, entries: []Entry{old, gone}, time: 1})
+	since := n.s.remote.Now()
+	n.s.applyAnnouncement(p, &announcement{kind: proto.Announcement_PUBLISH, entries: []Entry{fresh}, time: 2})
+	n.s.replaceCatalog(p, since, []Entry{old}) // produced before fresh was published
+	has := func(e Entry) bool { return len(n.s.Providers(e.CID)) == 1 }
+	if !has(old) || !has(fresh) || has(gone) {
+		t.Errorf("after the stale catalog: old %v (want true), new %v (want true), gone %v (want false)",
+			has(old), has(fresh), has(gone))
+	}
+	// An UNPUBLISH_ALL received during a pull wins over the catalog too.
+	since = n.s.remote.Now()
+	n.s.applyAnnouncement(p, &announcement{kind: proto.Announcement_UNPUBLISH_ALL, time: 3})
+	n.s.replaceCatalog(p, since, []Entry{old, fresh})
+	if has(old) || has(fresh) {
+		t.Error("a catalog pulled before UNPUBLISH_ALL brought entries back")
+	}
+	// A fresh catalog (no announcement since the pull started) is the truth.
+	n.s.replaceCatalog(p, n.s.remote.Now(), []Entry{old})
+	if !has(old) {
+		t.Error("a current catalog was not applied")
+	}
+}
