@@ -296,6 +296,7 @@ func (p *partial) persist(done []bool) error {
 	if err := p.data.Sync(); err != nil {
 		return fmt.Errorf("sync partial data: %w", err)
 	}
+	dropCache(p.data)
 	if err := atomicfile.Write(filepath.Join(p.dir, stateName), encodeState(p.name, p.mbytes, done), 0o600); err != nil {
 		return err
 	}

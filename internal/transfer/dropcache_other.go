@@ -1,0 +1,7 @@
+//go:build !linux
+
+package transfer
+
+import "os"
+
+func dropCache(*os.File) {}
