@@ -247,6 +247,10 @@ func cmdReport(args []string) error {
 			}
 			rows = append(rows, r)
 		}
+		if s := get("dht", "failed", "lookups", 0, n); s != nil {
+			rows = append(rows, row{figure: fmt.Sprintf("DHT %d hosts: lookups that did not find the provider", n),
+				median: f0(s.median()), runs: fmt.Sprint(len(s.vals))})
+		}
 		if s := get("dht", "setup", "rss_MiB", 0, n); s != nil {
 			rows = append(rows, row{figure: fmt.Sprintf("DHT %d hosts: RSS of all hosts in one process (MiB)", n),
 				median: f0(s.median()), spread: fmt.Sprintf("%.1f per host", s.median()/float64(n)), runs: fmt.Sprint(len(s.vals))})
