@@ -50,28 +50,61 @@ func (p *proc) waitLine(re *regexp.Regexp, timeout time.Duration) string {
 	}
 }
 
+// patterned returns n bytes of a simple, position-dependent pattern (cheap
+// to make, and no two chunks alike).
+func patterned(n, mul int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*mul + i>>12)
+	}
+	return b
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// startProvider starts a node whose share folder holds name with data, and
+// publishes it.
+func startProvider(t *testing.T, dir, name string, data []byte, extra ...string) *proc {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "files", name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, filepath.Base(dir), dir, extra...)
+	p.do("publish " + name)
+	return p
+}
+
+// waitPartial waits until the partial downloads under downloads hold at
+// least n bytes (the download is under way).
+func waitPartial(t *testing.T, downloads string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for partialBytes(t, downloads) < n {
+		if time.Now().After(deadline) {
+			t.Fatal("download did not get under way")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+}
+
 // Three providers, each limited to 4 MiB/s so the download takes a few
 // seconds; one is killed with SIGKILL mid-transfer. The download completes
 // from the other two and the file is identical.
 func TestMultiSourceSurvivesProviderKill(t *testing.T) {
 	root := t.TempDir()
-	data := make([]byte, 24<<20+5)
-	for i := range data {
-		data[i] = byte(i*7 + i>>12)
-	}
+	data := patterned(24<<20+5, 7)
 	var provs []*proc
 	for i := 1; i <= 3; i++ {
 		dir := filepath.Join(root, fmt.Sprintf("prov%d", i))
-		os.MkdirAll(filepath.Join(dir, "files"), 0o700)
-		if err := os.WriteFile(filepath.Join(dir, "files", "big.bin"), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		provs = append(provs, startProc(t, fmt.Sprintf("prov%d", i), dir, "--max-upload-rate", "4MiB"))
+		provs = append(provs, startProvider(t, dir, "big.bin", data, "--max-upload-rate", "4MiB"))
 	}
 	fetch := startProc(t, "fetcher", filepath.Join(root, "fetcher"))
-	for _, p := range provs {
-		p.do("publish big.bin")
-	}
 	// Well under the 60 s catalog refresh: the providers published while
 	// the fetcher was still connecting, so only announcements (and their
 	// repeat, see internal/share announceRepeat) bring all three in time.
@@ -81,13 +114,7 @@ func TestMultiSourceSurvivesProviderKill(t *testing.T) {
 	// Kill one provider once the download is under way: when the fetcher's
 	// partial data has reached a quarter of the file.
 	victim := provs[2]
-	partialDeadline := time.Now().Add(60 * time.Second)
-	for partialBytes(t, filepath.Join(root, "fetcher", "downloads")) < int64(len(data))/4 {
-		if time.Now().After(partialDeadline) {
-			t.Fatal("download did not get under way")
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
-	}
+	waitPartial(t, filepath.Join(root, "fetcher", "downloads"), int64(len(data))/4)
 	victim.kill9()
 
 	line := fetch.waitLine(regexp.MustCompile(`^(saved|error:)`), 2*time.Minute)
@@ -95,7 +122,7 @@ func TestMultiSourceSurvivesProviderKill(t *testing.T) {
 		t.Fatalf("get failed after a provider died: %s", line)
 	}
 	t.Log(line)
-	if m := regexp.MustCompile(`from (\d+) provider`).FindStringSubmatch(line); m == nil || m[1] < "2" {
+	if m := regexp.MustCompile(`from (\d+) provider`).FindStringSubmatch(line); m == nil || atoi(m[1]) < 2 {
 		t.Fatalf("download did not use several providers: %s", line)
 	}
 	got, err := os.ReadFile(filepath.Join(root, "fetcher", "downloads", "big.bin"))
@@ -107,9 +134,10 @@ func TestMultiSourceSurvivesProviderKill(t *testing.T) {
 	}
 }
 
-// partialBytes is how many chunk bytes the resume state of every partial
-// download under dir marks as done, read from `transfers`-independent
-// ground truth: the allocated blocks of the partial data files.
+// partialBytes is how many bytes the partial data files under dir (a
+// downloads folder) hold, from their allocated blocks: the files are
+// pre-sized and sparse, so this grows as chunks are written, independent of
+// anything the node reports.
 func partialBytes(t *testing.T, dir string) int64 {
 	t.Helper()
 	var n int64
@@ -131,17 +159,8 @@ func TestResumeAfterFetcherKill9(t *testing.T) {
 	root := t.TempDir()
 	const size = 32<<20 + 999 // 33 chunks of 1 MiB
 	const chunks = 33
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte(i*13 + i>>16)
-	}
-	provDir := filepath.Join(root, "prov")
-	os.MkdirAll(filepath.Join(provDir, "files"), 0o700)
-	if err := os.WriteFile(filepath.Join(provDir, "files", "big.bin"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	prov := startProc(t, "prov", provDir, "--max-upload-rate", "8MiB")
-	prov.do("publish big.bin")
+	data := patterned(size, 13)
+	startProvider(t, filepath.Join(root, "prov"), "big.bin", data, "--max-upload-rate", "8MiB")
 
 	fetchDir := filepath.Join(root, "fetcher")
 	fetch := startProc(t, "fetcher", fetchDir)
@@ -150,13 +169,7 @@ func TestResumeAfterFetcherKill9(t *testing.T) {
 	// A random point between an eighth and three quarters of the file.
 	frac := 0.125 + rand.Float64()*0.625
 	t.Logf("killing the fetcher at %.0f%% of the file", frac*100)
-	deadline := time.Now().Add(60 * time.Second)
-	for partialBytes(t, filepath.Join(fetchDir, "downloads")) < int64(frac*size) {
-		if time.Now().After(deadline) {
-			t.Fatal("download did not get under way")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline
-	}
+	waitPartial(t, filepath.Join(fetchDir, "downloads"), int64(frac*size))
 	fetch.kill9()
 	if _, err := os.Stat(filepath.Join(fetchDir, "downloads", "big.bin")); err == nil {
 		t.Fatal("a file exists under the final name after the kill")
@@ -195,28 +208,14 @@ func TestResumeAfterFetcherKill9(t *testing.T) {
 // (restarted with its data folder: same peer ID, new port).
 func TestDownloadWaitsForProviderToReturn(t *testing.T) {
 	root := t.TempDir()
-	data := make([]byte, 16<<20+3)
-	for i := range data {
-		data[i] = byte(i*31 + i>>10)
-	}
+	data := patterned(16<<20+3, 31)
 	provDir := filepath.Join(root, "prov")
-	os.MkdirAll(filepath.Join(provDir, "files"), 0o700)
-	if err := os.WriteFile(filepath.Join(provDir, "files", "big.bin"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	prov := startProc(t, "prov", provDir, "--max-upload-rate", "4MiB")
-	prov.do("publish big.bin")
+	prov := startProvider(t, provDir, "big.bin", data, "--max-upload-rate", "4MiB")
 	fetchDir := filepath.Join(root, "fetcher")
 	fetch := startProc(t, "fetcher", fetchDir)
 	fetch.do("wait file big.bin --timeout 60s")
 	fetch.send("get big.bin")
-	deadline := time.Now().Add(60 * time.Second)
-	for partialBytes(t, filepath.Join(fetchDir, "downloads")) < int64(len(data))/4 {
-		if time.Now().After(deadline) {
-			t.Fatal("download did not get under way")
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
-	}
+	waitPartial(t, filepath.Join(fetchDir, "downloads"), int64(len(data))/4)
 	prov.kill9()
 	start := time.Now()
 	fetch.waitLine(regexp.MustCompile(`^no provider reachable: download waits`), 90*time.Second)
