@@ -129,6 +129,10 @@ type getter struct {
 	fh *fileHasher
 	// wake asks a waiting download to look for providers now (Retry).
 	wake chan struct{}
+	// fast: no partial download of c was on disk when Get started, so a
+	// file of at most one chunk is fetched into memory (newMemPartial) and
+	// written once, into place, by finish.
+	fast bool
 }
 
 // Get downloads the file with content ID c, or resumes its partial
@@ -203,6 +207,9 @@ func (g *getter) run() (*Result, error) {
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("transfer: remove bad partial download: %w", err)
 		}
+		g.fast = true
+	} else {
+		g.fast = true
 	}
 
 	stopProgress := g.startProgress()
@@ -242,8 +249,20 @@ func (g *getter) run() (*Result, error) {
 	if p == nil {
 		return nil, err
 	}
-	defer p.close()
 	var fe *fatalError
+	if p.inMem {
+		if errors.As(err, &fe) || errors.Is(err, ErrCorrupt) {
+			return nil, err
+		}
+		// Paused (or the name was taken): keep what was verified as an
+		// ordinary partial download, which a later Get resumes.
+		q, serr := p.spill(dir, g.sched.snapshot(nil))
+		if serr != nil {
+			return nil, fmt.Errorf("transfer %s: %w (and saving its state failed: %v)", g.c, err, serr)
+		}
+		p = q
+	}
+	defer p.close()
 	if errors.As(err, &fe) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrExists) {
 		return nil, err
 	}
@@ -265,7 +284,7 @@ func (g *getter) setup(p *partial, done []bool) {
 	g.part = p
 	g.perReq = per
 	g.sched = newScheduler(done, per, p.m.ChunkLen)
-	g.fh = newFileHasher(g.s, p.m, p.data, done, 0)
+	g.fh = newFileHasher(g.s, p.m, p.dataReader(), done, 0)
 	g.mu.Unlock()
 	g.readyOne.Do(func() { close(g.ready) })
 }
@@ -618,7 +637,7 @@ func (g *getter) store(from peer.ID, p *partial, sc *scheduler, fh *fileHasher, 
 	if sc.isDone(i) {
 		return nil // an endgame duplicate that lost
 	}
-	if _, err := p.data.WriteAt(b, p.m.ChunkOffset(i)); err != nil {
+	if err := p.writeChunk(i, b); err != nil {
 		return &fatalError{fmt.Errorf("transfer %s: write partial data: %w", g.c, err)}
 	}
 	if sc.markDone(i) {
@@ -647,8 +666,10 @@ func (g *getter) ensureManifest(ctx context.Context, cn *conn) error {
 	if err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
-	p, err := createPartial(partialDir(g.s.cfg.DownloadDir, g.c), g.c, m, mb, g.name)
-	if err != nil {
+	var p *partial
+	if g.fast && len(m.Chunks) <= 1 {
+		p = newMemPartial(g.c, m, mb, g.name)
+	} else if p, err = createPartial(partialDir(g.s.cfg.DownloadDir, g.c), g.c, m, mb, g.name); err != nil {
 		return &fatalError{fmt.Errorf("transfer %s: create partial download: %w", g.c, err)}
 	}
 	g.mu.Lock()
@@ -669,6 +690,9 @@ const maxRechecks = 3
 // finish checks the whole file and moves it into place.
 func (g *getter) finish() (*Result, error) {
 	p := g.part
+	if p.inMem {
+		return g.finishMem(p)
+	}
 	if err := p.data.Sync(); err != nil {
 		return nil, &fatalError{fmt.Errorf("transfer %s: sync: %w", g.c, err)}
 	}
@@ -730,6 +754,42 @@ func (g *getter) finish() (*Result, error) {
 	if err := p.remove(); err != nil {
 		g.log().Warn("remove partial download", "err", err)
 	}
+	return g.result(p, final), nil
+}
+
+// finishMem checks and places a download held in memory: its one chunk
+// was verified against the manifest when it was stored; the whole-file
+// hash is checked here, then the file is written to a temporary file in
+// the target directory, fsynced and linked under its final name.
+func (g *getter) finishMem(p *partial) (*Result, error) {
+	sum, err := g.fh.sum()
+	if err != nil {
+		return nil, &fatalError{fmt.Errorf("transfer %s: %w", g.c, err)}
+	}
+	if sum != p.m.FileHash {
+		g.mu.Lock()
+		g.part = nil
+		g.mu.Unlock()
+		return nil, fmt.Errorf("transfer %s: %w", g.c, ErrCorrupt)
+	}
+	dst, exact := g.opt.Output, true
+	if dst == "" {
+		dst, exact = filepath.Join(g.s.cfg.DownloadDir, g.name), false
+	}
+	final, err := placeData(p.mem, dst, exact)
+	if final != "" && err != nil {
+		g.log().Warn("file in place but its directory could not be synced; it may not survive a crash",
+			"path", final, "err", err)
+		err = nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transfer %s: %w", g.c, err)
+	}
+	return g.result(p, final), nil
+}
+
+// result describes the finished download placed at final.
+func (g *getter) result(p *partial, final string) *Result {
 	res := &Result{
 		Path: final, Size: p.m.Size, SHA256: p.m.FileHash, CID: g.c,
 		Duration: time.Since(g.startAt), Fetched: int(g.fetched.Load()), Resumed: g.resumed,
@@ -746,5 +806,5 @@ func (g *getter) finish() (*Result, error) {
 	g.mu.Unlock()
 	g.log().Info("download complete", "path", final, "bytes", p.m.Size, "fetched", res.Fetched, "resumed", res.Resumed,
 		"providers", len(res.Providers), "bad", len(res.Bad), "duration", res.Duration)
-	return res, nil
+	return res
 }

@@ -48,6 +48,64 @@ type partial struct {
 	mu       sync.Mutex // serialises persist
 	resumed  int        // chunks found verified on disk when opened
 	lastSave []bool
+	// inMem: a download of at most one chunk held in memory (mem, written
+	// under mu) instead of a data file; no dir, no state, nothing on disk
+	// until getter.finish places it (see getter.fast).
+	inMem bool
+	mem   []byte
+}
+
+// newMemPartial starts a download of a file of at most one chunk in
+// memory.
+func newMemPartial(c cid.Cid, m *manifest.Manifest, mbytes []byte, name string) *partial {
+	return &partial{c: c, m: m, mbytes: mbytes, name: name, inMem: true, mem: make([]byte, m.Size)}
+}
+
+// dataReader is what the whole-file hasher reads back chunks from.
+func (p *partial) dataReader() io.ReaderAt {
+	if p.inMem {
+		return bytes.NewReader(p.mem)
+	}
+	return p.data
+}
+
+// writeChunk stores verified chunk i.
+func (p *partial) writeChunk(i int, b []byte) error {
+	if p.inMem {
+		p.mu.Lock()
+		copy(p.mem[p.m.ChunkOffset(i):], b)
+		p.mu.Unlock()
+		return nil
+	}
+	_, err := p.data.WriteAt(b, p.m.ChunkOffset(i))
+	return err
+}
+
+// spill writes an in-memory download to a partial download on disk in dir,
+// with done marking its verified chunks, so that an interrupted download
+// is kept (paused) like any other.
+func (p *partial) spill(dir string, done []bool) (*partial, error) {
+	q, err := createPartial(dir, p.c, p.m, p.mbytes, p.name)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, d := range done {
+		if !d {
+			continue
+		}
+		off := p.m.ChunkOffset(i)
+		if _, err := q.data.WriteAt(p.mem[off:off+int64(p.m.ChunkLen(i))], off); err != nil {
+			q.remove()
+			return nil, err
+		}
+	}
+	if err := q.persist(done); err != nil {
+		q.remove()
+		return nil, err
+	}
+	return q, nil
 }
 
 func partialDir(downloadDir string, c cid.Cid) string {
@@ -291,6 +349,9 @@ func cmpErr(old, err error) error {
 // every chunk the new state marks is on disk, then state is replaced
 // atomically. done must only mark chunks whose WriteAt has returned.
 func (p *partial) persist(done []bool) error {
+	if p.inMem {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.data.Sync(); err != nil {
@@ -304,10 +365,18 @@ func (p *partial) persist(done []bool) error {
 	return nil
 }
 
-func (p *partial) close() error { return p.data.Close() }
+func (p *partial) close() error {
+	if p.inMem {
+		return nil
+	}
+	return p.data.Close()
+}
 
 // remove deletes the partial download.
 func (p *partial) remove() error {
+	if p.inMem {
+		return nil
+	}
 	p.data.Close()
 	return os.RemoveAll(p.dir)
 }
