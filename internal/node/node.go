@@ -146,21 +146,46 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 }
 
 // followLiveness ties transfers to the peer table's keepalive. A peer that
-// stops answering pings is disconnected, so streams to it fail now rather
-// than at their I/O timeout (a killed peer on QUIC, or one whose cable was
-// pulled, sends nothing); a peer that comes back online makes waiting
-// downloads look for providers at once.
+// stops answering pings and has moved no file bytes for livenessGrace is
+// disconnected, so streams to it fail now rather than at their I/O timeout
+// (a killed peer on QUIC, or one whose cable was pulled, sends nothing). A
+// peer whose pings fail while chunks still flow is only busy (pings queue
+// behind a saturated link): it is left alone and checked again. A peer that
+// comes back online makes waiting downloads look for providers at once.
 func (n *Node) followLiveness(events <-chan p2p.PeerEvent) {
 	defer close(n.livenessDone)
-	for ev := range events {
-		switch ev.Kind {
-		case p2p.PeerOffline:
-			n.P2P.Host().Network().ClosePeer(ev.Peer.ID)
-		case p2p.PeerOnline:
-			n.Transfer.Retry()
+	suspects := map[peer.ID]bool{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			switch ev.Kind {
+			case p2p.PeerOffline:
+				suspects[ev.Peer.ID] = true
+			case p2p.PeerOnline:
+				delete(suspects, ev.Peer.ID)
+				n.Transfer.Retry()
+			}
+		case <-tick.C:
+		}
+		for id := range suspects {
+			if info, ok := n.P2P.Peers().Get(id); ok && info.Online {
+				delete(suspects, id)
+			} else if !n.Transfer.ActiveWithin(id, livenessGrace) {
+				delete(suspects, id)
+				n.P2P.Host().Network().ClosePeer(id)
+			}
 		}
 	}
 }
+
+// livenessGrace is how long a peer that fails keepalive may go without
+// moving file bytes before it is disconnected.
+const livenessGrace = 10 * time.Second
 
 // Close stops the node's services in reverse order of start.
 func (n *Node) Close() error {

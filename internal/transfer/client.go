@@ -44,6 +44,7 @@ type conn struct {
 	peer peer.ID
 	c    cid.Cid
 	stop func() bool // unregisters the ctx watcher
+	act  *activity
 }
 
 // dial opens a fetch stream to p and runs the handshake. The stream is
@@ -79,7 +80,7 @@ func (s *Service) dial(ctx context.Context, ai peer.AddrInfo, c cid.Cid) (*conn,
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	st.SetDeadline(time.Time{})
-	cn := &conn{st: st, r: r, sess: sess, peer: ai.ID, c: c}
+	cn := &conn{st: st, r: r, sess: sess, peer: ai.ID, c: c, act: &s.act}
 	cn.stop = context.AfterFunc(ctx, func() { st.Reset() })
 	return cn, nil
 }
@@ -178,6 +179,7 @@ func (cn *conn) readFull(sr *bbsaes.Reader, b []byte) error {
 		}
 		return sealErr(err)
 	}
+	cn.act.touch(cn.peer)
 	return nil
 }
 

@@ -20,6 +20,10 @@ type rateWriter struct {
 	w       io.Writer
 	l       *rate.Limiter
 	timeout time.Duration
+	// st, if set, gets a fresh write deadline after each wait, so the
+	// deadline bounds network stalls, not the limiter's pacing (a chunk
+	// may take longer than timeout to send at a low limit).
+	st interface{ SetWriteDeadline(time.Time) error }
 }
 
 func (r rateWriter) Write(p []byte) (int, error) {
@@ -30,6 +34,9 @@ func (r rateWriter) Write(p []byte) (int, error) {
 		cancel()
 		if err != nil {
 			return off, fmt.Errorf("upload limit: %w", err)
+		}
+		if r.st != nil {
+			r.st.SetWriteDeadline(time.Now().Add(r.timeout))
 		}
 		k, err := r.w.Write(p[off : off+n])
 		off += k

@@ -18,7 +18,7 @@ func TestUploadLimit(t *testing.T) {
 	var out bytes.Buffer
 	data := make([]byte, 512<<10)
 	start := time.Now()
-	n, err := rateWriter{context.Background(), &out, l, time.Minute}.Write(data)
+	n, err := rateWriter{ctx: context.Background(), w: &out, l: l, timeout: time.Minute}.Write(data)
 	if err != nil || n != len(data) || out.Len() != len(data) {
 		t.Fatalf("write: n=%d err=%v out=%d", n, err, out.Len())
 	}
@@ -59,5 +59,40 @@ func TestCloseInterruptsRateLimitedStream(t *testing.T) {
 	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close waited for a stream blocked on the upload limiter")
+	}
+}
+
+// deadlineRecorder records the write deadlines set on it.
+type deadlineRecorder struct {
+	bytes.Buffer
+	deadlines []time.Time
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	d.deadlines = append(d.deadlines, t)
+	return nil
+}
+
+// A paced write renews the stream's write deadline after every limiter
+// wait, so a chunk that takes longer than the I/O timeout to send at a low
+// limit is not cut off by a deadline set once per chunk.
+func TestRateWriterRenewsWriteDeadline(t *testing.T) {
+	l := newUploadLimiter(1 << 20) // burst 102 KiB
+	rec := &deadlineRecorder{}
+	data := make([]byte, 5*l.Burst()+7)
+	w := rateWriter{ctx: context.Background(), w: rec, l: l, timeout: time.Hour, st: rec}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Len() != len(data) {
+		t.Fatalf("wrote %d bytes, want %d", rec.Len(), len(data))
+	}
+	if len(rec.deadlines) != 6 {
+		t.Fatalf("%d deadlines set for 6 paced pieces", len(rec.deadlines))
+	}
+	for i := 1; i < len(rec.deadlines); i++ {
+		if rec.deadlines[i].Before(rec.deadlines[i-1]) {
+			t.Fatal("deadlines do not move forward")
+		}
 	}
 }

@@ -88,7 +88,7 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 
 	var w io.Writer = st
 	if s.upload != nil {
-		w = rateWriter{s.ctx, w, s.upload, ioTimeout}
+		w = rateWriter{ctx: s.ctx, w: w, l: s.upload, timeout: ioTimeout, st: st}
 	}
 	if s.tapWire != nil {
 		w = s.tapWire(remote, w)
@@ -286,6 +286,7 @@ func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, 
 		if _, err := sw.Write(b); err != nil {
 			return fmt.Errorf("write chunk %d: %w", i, err)
 		}
+		v.s.act.touch(v.remote)
 	}
 	if err := sw.Close(); err != nil {
 		return err

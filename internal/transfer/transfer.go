@@ -160,6 +160,7 @@ type Service struct {
 	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
 	corrupt func(chunk int, data []byte)           // applied after the server read a chunk
 	tapWire func(p peer.ID, w io.Writer) io.Writer // wraps the server's stream writer
+	act     activity                               // when file bytes last moved to or from each peer
 	upload  *rate.Limiter                          // Config.UploadLimit; nil: none
 	// beforeCancelRemove runs in Cancel of a paused download, just before
 	// its partial data is removed

@@ -118,6 +118,9 @@ func (s *Service) Retry() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, g := range s.gets {
+		if g.currentState() != StateWaiting {
+			continue // it has providers; a returning one joins through the Finder
+		}
 		select {
 		case g.wake <- struct{}{}:
 		default:
