@@ -37,7 +37,8 @@ type ProviderInfo struct {
 // CID" can arrive the other way round; both must apply.
 //
 // Everything here is bounded, since any signed sender can fill it: at most
-// maxEntriesPerPeer entries and maxStampsPerPeer stamps per sender, at most
+// maxEntriesPerPeer entries (each with its stamp) and maxStampsPerPeer
+// tombstones per sender, at most
 // maxRemotePeers senders. A withdrawal only leaves a tombstone for a CID
 // the sender published (or already has a stamp for); tombstones expire
 // tombstoneTTL after we received them, by our clock, not the sender's.
@@ -59,7 +60,7 @@ type stamp struct {
 // Bounds on what other peers can make us remember.
 const (
 	maxEntriesPerPeer = 10000
-	maxStampsPerPeer  = 10000
+	maxStampsPerPeer  = 10000 // tombstones: stamps of CIDs with no live entry
 	maxRemotePeers    = 1000
 	// sweepMin: expired tombstones are swept once at least this many
 	// stamps (and half the stamps held) were written since the last sweep,
@@ -143,33 +144,37 @@ func (v *remoteView) evictPeerLocked() {
 func (pc *peerCatalog) setStamp(c cid.Cid, st stamp) {
 	pc.stamps[c] = st
 	pc.writes++
-	if pc.writes >= max(sweepMin, len(pc.stamps)/2) || len(pc.stamps) > maxStampsPerPeer {
+	if pc.writes >= max(sweepMin, len(pc.stamps)/2) || len(pc.stamps) > maxEntriesPerPeer+maxStampsPerPeer {
 		pc.sweep(st.recv)
 	}
 }
 
 // sweep drops tombstones received more than tombstoneTTL ago (our clock)
-// and, over the cap, the oldest stamps down to 90% of it. Called after
+// and, when there are more than maxStampsPerPeer tombstones, the oldest
+// down to 90% of that. Stamps of live entries are never dropped: without
+// them a late, older withdrawal could remove a live entry. Called after
 // Ω(len(stamps)) writes, so its cost is amortised.
 func (pc *peerCatalog) sweep(now int64) {
 	pc.writes = 0
+	var recvs []int64
 	for c, st := range pc.stamps {
-		if _, live := pc.entries[c]; !live && st.recv < now-int64(tombstoneTTL) {
-			delete(pc.stamps, c)
+		if _, live := pc.entries[c]; live {
+			continue
 		}
-	}
-	if len(pc.stamps) <= maxStampsPerPeer {
-		return
-	}
-	recvs := make([]int64, 0, len(pc.stamps))
-	for _, st := range pc.stamps {
+		if st.recv < now-int64(tombstoneTTL) {
+			delete(pc.stamps, c)
+			continue
+		}
 		recvs = append(recvs, st.recv)
+	}
+	if len(recvs) <= maxStampsPerPeer {
+		return
 	}
 	slices.Sort(recvs)
 	drop := len(recvs) - maxStampsPerPeer*9/10 // keep the newest 90% of the cap
 	cut := recvs[drop-1]
 	for c, st := range pc.stamps {
-		if st.recv < cut {
+		if _, live := pc.entries[c]; !live && st.recv < cut {
 			delete(pc.stamps, c)
 			drop--
 		}
@@ -178,7 +183,7 @@ func (pc *peerCatalog) sweep(now int64) {
 		if drop <= 0 {
 			break
 		}
-		if st.recv == cut {
+		if _, live := pc.entries[c]; !live && st.recv == cut {
 			delete(pc.stamps, c)
 			drop--
 		}

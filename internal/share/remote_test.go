@@ -109,18 +109,50 @@ func TestAnnouncementStateIsCappedPerSender(t *testing.T) {
 		tm += 2
 	}
 	entries, stamps := remoteState(n.s, p)
-	if entries > maxEntriesPerPeer || stamps > maxStampsPerPeer {
-		t.Errorf("after 20 publish+unpublish rounds: %d entries, %d stamps; caps %d, %d",
-			entries, stamps, maxEntriesPerPeer, maxStampsPerPeer)
+	if entries > maxEntriesPerPeer || stamps > maxEntriesPerPeer+maxStampsPerPeer {
+		t.Errorf("after 20 publish+unpublish rounds: %d entries, %d stamps; caps %d, %d+%d",
+			entries, stamps, maxEntriesPerPeer, maxEntriesPerPeer, maxStampsPerPeer)
 	}
 	for range 3 {
 		applyWire(t, n.s, p, fullAnnouncement(proto.Announcement_PUBLISH, tm))
 		tm++
 	}
 	entries, stamps = remoteState(n.s, p)
-	if entries != maxEntriesPerPeer || stamps > maxStampsPerPeer {
-		t.Errorf("after 3 full publishes: %d entries (want the cap, %d), %d stamps (cap %d)",
-			entries, maxEntriesPerPeer, stamps, maxStampsPerPeer)
+	if entries != maxEntriesPerPeer || stamps > maxEntriesPerPeer+maxStampsPerPeer {
+		t.Errorf("after 3 full publishes: %d entries (want the cap, %d), %d stamps (cap %d+%d)",
+			entries, maxEntriesPerPeer, stamps, maxEntriesPerPeer, maxStampsPerPeer)
+	}
+}
+
+// The tombstone cap never drops the stamp of a live entry: a withdrawal
+// older than the entry's publish, arriving late after a flood of
+// tombstones, must not remove it.
+func TestTombstoneCapKeepsLiveStamps(t *testing.T) {
+	n := newNode(t, loopbackHost(t), false)
+	p := randPeer(t)
+	live := &proto.Announcement{Kind: proto.Announcement_PUBLISH, TimeUnixNano: 100,
+		Entries: []*proto.CatalogEntry{{Name: "keep.txt", Size: 1, Cid: randCID().Bytes(), ChunkSize: 1024, Sha256: make([]byte, 32)}}}
+	applyWire(t, n.s, p, live)
+	var tm int64 = 200
+	for range 3 { // well over the tombstone cap
+		pub := fullAnnouncement(proto.Announcement_PUBLISH, tm)
+		applyWire(t, n.s, p, pub)
+		un := &proto.Announcement{Kind: proto.Announcement_UNPUBLISH, TimeUnixNano: tm + 1}
+		for _, e := range pub.Entries {
+			un.Entries = append(un.Entries, &proto.CatalogEntry{Cid: e.Cid})
+		}
+		applyWire(t, n.s, p, un)
+		tm += 2
+	}
+	late := &proto.Announcement{Kind: proto.Announcement_UNPUBLISH, TimeUnixNano: 50,
+		Entries: []*proto.CatalogEntry{{Cid: live.Entries[0].Cid}}}
+	applyWire(t, n.s, p, late)
+	c, err := cid.Cast(live.Entries[0].Cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.s.Providers(c)) != 1 {
+		t.Fatal("an older, late withdrawal removed a live entry after the tombstone cap was hit")
 	}
 }
 
