@@ -45,6 +45,9 @@ type conn struct {
 	c    cid.Cid
 	stop func() bool // unregisters the ctx watcher
 	act  *activity
+	// reused: taken from the kept sessions (Service.connect); answered:
+	// a response was read on it during the current use.
+	reused, answered bool
 }
 
 // dial opens a fetch stream to p and runs the handshake. The stream is
@@ -113,6 +116,7 @@ func (cn *conn) response(start uint64, wantLen uint64) (*bbsaes.Reader, error) {
 	if err := cn.r.ReadMsg(&resp); err != nil {
 		return nil, fmt.Errorf("read response: %w", err)
 	}
+	cn.answered = true
 	if resp.GetStatus() != proto.FetchResponse_OK {
 		return nil, &refusedError{resp.GetStatus(), resp.GetMessage()}
 	}
@@ -193,6 +197,7 @@ func (cn *conn) fetchManifest() (*manifest.Manifest, []byte, error) {
 	if err := cn.r.ReadMsg(&resp); err != nil {
 		return nil, nil, fmt.Errorf("read response: %w", err)
 	}
+	cn.answered = true
 	if resp.GetStatus() != proto.FetchResponse_OK {
 		return nil, nil, &refusedError{resp.GetStatus(), resp.GetMessage()}
 	}

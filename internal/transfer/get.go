@@ -497,18 +497,36 @@ func (g *getter) workerEnded(ev workerEvent) error {
 	return nil
 }
 
-// work downloads from one provider until nothing is left for it.
-func (g *getter) work(ctx context.Context, ai peer.AddrInfo) (err error) {
+// work downloads from one provider until nothing is left for it, on a
+// kept session if there is one. A kept session that fails before its first
+// response (the provider closed it meanwhile) is replaced by a new one.
+func (g *getter) work(ctx context.Context, ai peer.AddrInfo) error {
 	s := g.s
-	cn, err := s.dial(ctx, ai, g.c)
+	cn, err := s.connect(ctx, ai, g.c)
 	if err != nil {
 		return fmt.Errorf("open fetch stream: %w", err)
 	}
+	err = g.fetchFrom(ctx, ai, cn)
+	var fe *fatalError
+	if err != nil && cn.reused && !cn.answered && ctx.Err() == nil && !errors.Is(err, errBadData) && !errors.As(err, &fe) {
+		g.log().Debug("kept fetch session failed; opening a new one", "peer", ai.ID, "err", err)
+		if cn, err = s.dial(ctx, ai, g.c); err != nil {
+			return fmt.Errorf("open fetch stream: %w", err)
+		}
+		err = g.fetchFrom(ctx, ai, cn)
+	}
+	return err
+}
+
+// fetchFrom downloads from one provider over cn until nothing is left for
+// it; cn is kept for reuse if it ends in order, reset otherwise.
+func (g *getter) fetchFrom(ctx context.Context, ai peer.AddrInfo, cn *conn) (err error) {
+	s := g.s
 	defer func() {
 		if err != nil {
 			cn.reset()
 		} else {
-			cn.close()
+			s.keep(cn)
 		}
 	}()
 	g.connected.Add(1)

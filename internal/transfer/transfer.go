@@ -10,7 +10,8 @@
 // announcements, wired by cmd/node) and does not decide what is published
 // (Source does: internal/share).
 //
-// Wire protocol, on one libp2p stream per provider: the fetcher runs
+// Wire protocol, on one libp2p stream per provider (kept idle for the next
+// download from that provider, up to 30 s; see pool.go): the fetcher runs
 // bbsaes.Initiate, the server bbsaes.Respond; then the fetcher pipelines
 // FetchRequests (MANIFEST, or CHUNKS first..first+count) and the server
 // answers each in order with a FetchResponse and, when the status is OK,
@@ -146,13 +147,18 @@ type Service struct {
 	ctx  context.Context
 	stop context.CancelFunc
 
+	act    activity      // when file bytes last moved to or from each peer
+	upload *rate.Limiter // Config.UploadLimit; nil: none
+	lock   io.Closer     // the downloads folder's lock (one node per folder)
+
 	mu     sync.Mutex
 	closed bool
 	gets   map[string]*getter // running downloads by CID key
 	// canceling counts the Cancels removing a paused download's partial
 	// data, by CID key; Get refuses such a CID meanwhile.
 	canceling map[string]int
-	serving   map[peer.ID]int // open fetch streams per peer
+	serving   map[peer.ID]int         // open fetch streams per peer
+	idle      map[peer.ID][]*idleConn // kept fetch sessions (see connect)
 	streams   map[network.Stream]struct{}
 	wg        sync.WaitGroup // handlers and Gets
 
@@ -160,8 +166,6 @@ type Service struct {
 	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
 	corrupt func(chunk int, data []byte)           // applied after the server read a chunk
 	tapWire func(p peer.ID, w io.Writer) io.Writer // wraps the server's stream writer
-	act     activity                               // when file bytes last moved to or from each peer
-	upload  *rate.Limiter                          // Config.UploadLimit; nil: none
 	// beforeCancelRemove runs in Cancel of a paused download, just before
 	// its partial data is removed
 	beforeCancelRemove func(c cid.Cid)
@@ -198,12 +202,20 @@ func New(cfg Config) (*Service, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DownloadDir, partialDirName), 0o700); err != nil {
 		return nil, fmt.Errorf("transfer: %w", err)
 	}
+	// Two nodes assembling the same partial file would corrupt each
+	// other's downloads: one node per downloads folder.
+	lock, err := lockDir(filepath.Join(cfg.DownloadDir, partialDirName))
+	if err != nil {
+		return nil, fmt.Errorf("transfer: downloads folder %s: %w", cfg.DownloadDir, err)
+	}
 	s := &Service{
+		lock:      lock,
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "transfer"),
 		gets:      make(map[string]*getter),
 		canceling: make(map[string]int),
 		serving:   make(map[peer.ID]int),
+		idle:      make(map[peer.ID][]*idleConn),
 		streams:   make(map[network.Stream]struct{}),
 		upload:    newUploadLimiter(cfg.UploadLimit),
 	}
@@ -230,12 +242,13 @@ func (s *Service) Close() error {
 	for st := range s.streams {
 		st.Reset() // its handler returns at once, not after the idle timeout
 	}
+	s.closeIdleLocked()
 	s.mu.Unlock()
 	if s.cfg.Source != nil {
 		s.cfg.Host.RemoveStreamHandler(proto.FetchID)
 	}
 	s.wg.Wait()
-	return nil
+	return s.lock.Close()
 }
 
 // getBuf returns a buffer of at least n bytes from the pool.

@@ -82,23 +82,26 @@ func (s *Service) Cancel(c cid.Cid) error {
 	key := c.KeyString()
 	s.mu.Lock()
 	g := s.gets[key]
-	if g == nil {
-		s.canceling[key]++
-		defer func() {
-			s.mu.Lock()
-			if s.canceling[key]--; s.canceling[key] == 0 {
-				delete(s.canceling, key)
-			}
-			s.mu.Unlock()
-		}()
-	}
+	s.canceling[key]++
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.canceling[key]--; s.canceling[key] == 0 {
+			delete(s.canceling, key)
+		}
+		s.mu.Unlock()
+	}()
+	dir := partialDir(s.cfg.DownloadDir, c)
 	if g != nil {
 		g.cancel(ErrCanceled)
 		<-g.done
+		// A Get whose context had already ended (paused just before)
+		// kept its partial data: remove it too.
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("transfer: cancel %s: %w", c, err)
+		}
 		return nil
 	}
-	dir := partialDir(s.cfg.DownloadDir, c)
 	if s.beforeCancelRemove != nil {
 		s.beforeCancelRemove(c)
 	}
