@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -48,7 +49,48 @@ type conn struct {
 	// reused: taken from the kept sessions (Service.connect); answered:
 	// a response was read on it during the current use.
 	reused, answered bool
+	// ctx is the context of the current use; inflight counts requests
+	// sent on it and not yet read (see spare).
+	// watched is closed when the watcher of the current use has run.
+	ctx      context.Context
+	inflight atomic.Int32
+	watched  chan struct{}
 }
+
+// arm starts a use of cn under ctx: when ctx ends, the stream is reset
+// (interrupting any read or write) unless it is spare.
+func (cn *conn) arm(ctx context.Context) {
+	watched := make(chan struct{})
+	cn.ctx, cn.watched = ctx, watched
+	cn.stop = context.AfterFunc(ctx, func() {
+		defer close(watched)
+		if !spare(ctx, &cn.inflight) {
+			cn.st.Reset()
+		}
+	})
+}
+
+// spare: the use's ctx ended because the download completed (another
+// provider sent the last chunk) while nothing was in flight on the
+// stream, so it is in order and may be kept.
+func spare(ctx context.Context, inflight *atomic.Int32) bool {
+	return errors.Is(context.Cause(ctx), errWorkDone) && inflight.Load() == 0
+}
+
+// begin reserves a request slot on cn, unless its ctx has ended; the
+// caller then sends and calls done once the answer is read.
+func (cn *conn) begin() error {
+	cn.inflight.Add(1)
+	// With the count raised first, either watch sees it and resets the
+	// stream, or this sees the ctx ended and nothing is sent.
+	if err := cn.ctx.Err(); err != nil {
+		cn.inflight.Add(-1)
+		return err
+	}
+	return nil
+}
+
+func (cn *conn) done() { cn.inflight.Add(-1) }
 
 // dial opens a fetch stream to p and runs the handshake. The stream is
 // reset when ctx ends.
@@ -84,7 +126,7 @@ func (s *Service) dial(ctx context.Context, ai peer.AddrInfo, c cid.Cid) (*conn,
 	}
 	st.SetDeadline(time.Time{})
 	cn := &conn{st: st, r: r, sess: sess, peer: ai.ID, c: c, act: &s.act}
-	cn.stop = context.AfterFunc(ctx, func() { st.Reset() })
+	cn.arm(ctx)
 	return cn, nil
 }
 

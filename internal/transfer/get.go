@@ -310,7 +310,8 @@ func (g *getter) download() error {
 	if sc := g.getSched(); sc != nil && sc.complete() {
 		return nil
 	}
-	wctx, wcancel := context.WithCancel(g.ctx)
+	wctx, wcancelCause := context.WithCancelCause(g.ctx)
+	wcancel := func() { wcancelCause(nil) }
 	defer wcancel()
 
 	allowed := func(p peer.ID) bool {
@@ -404,6 +405,7 @@ func (g *getter) download() error {
 		if sc := g.getSched(); sc != nil {
 			changed = sc.wait()
 			if sc.complete() {
+				wcancelCause(errWorkDone) // idle workers keep their sessions
 				return nil
 			}
 			ready = nil
@@ -581,6 +583,13 @@ func (g *getter) fetchFrom(ctx context.Context, ai peer.AddrInfo, cn *conn) (err
 			if r == nil {
 				break
 			}
+			if err := cn.begin(); err != nil {
+				sc.release(r)
+				if len(q) == 0 && sc.complete() {
+					return nil
+				}
+				return err
+			}
 			if err := cn.requestChunks(r.first, r.count); err != nil {
 				sc.release(r)
 				return fmt.Errorf("send request: %w", err)
@@ -595,6 +604,9 @@ func (g *getter) fetchFrom(ctx context.Context, ai peer.AddrInfo, cn *conn) (err
 			case <-changed:
 				continue
 			case <-ctx.Done():
+				if sc.complete() {
+					return nil
+				}
 				return ctx.Err()
 			}
 		}
@@ -640,9 +652,19 @@ func (g *getter) receive(cn *conn, p *partial, r *request, free chan *[]byte, jo
 			free <- buf
 			return fmt.Errorf("chunk %d: %w", i, err)
 		}
+		if i == r.first+r.count-1 {
+			// The end of the sealed stream is read before the last chunk
+			// is handed on: once it is stored (and the download perhaps
+			// complete), nothing of this request is left on the wire.
+			if err := cn.finish(sr); err != nil {
+				free <- buf
+				return err
+			}
+			cn.done()
+		}
 		jobs <- sinkJob{i: i, buf: buf}
 	}
-	return cn.finish(sr)
+	return nil
 }
 
 // store verifies chunk i and, unless another provider stored it first,
@@ -680,10 +702,14 @@ func (g *getter) ensureManifest(ctx context.Context, cn *conn) error {
 	if g.getSched() != nil {
 		return nil
 	}
+	if err := cn.begin(); err != nil {
+		return err
+	}
 	m, mb, err := cn.fetchManifest()
 	if err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
+	cn.done()
 	var p *partial
 	if g.fast && len(m.Chunks) <= 1 {
 		p = newMemPartial(g.c, m, mb, g.name)
@@ -696,6 +722,10 @@ func (g *getter) ensureManifest(ctx context.Context, cn *conn) error {
 	g.setup(p, make([]bool, len(m.Chunks)))
 	return nil
 }
+
+// errWorkDone is the cause of the end of the workers' context when every
+// chunk is in: a worker with nothing in flight keeps its session.
+var errWorkDone = errors.New("download complete")
 
 // errRefetch: finish found marked chunks damaged on disk and unmarked
 // them; run downloads them again.

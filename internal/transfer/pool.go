@@ -17,13 +17,15 @@ import (
 // stream with a fresh salt whose header names the CID and first chunk, and
 // the session stays bound to the provider's peer ID by its handshake.
 const (
-	// poolIdle is how long a session is kept unused; well below the
-	// server's idleTimeout, so a kept session is rarely closed under us.
-	poolIdle = 30 * time.Second
 	// poolPerPeer bounds the idle sessions kept per provider (the
 	// server accepts maxServerStreamsPerPeer streams per peer).
 	poolPerPeer = 2
 )
+
+// poolIdle is how long a session is kept unused; well below the server's
+// idleTimeout, so a kept session is rarely closed under us. (A variable
+// for tests.)
+var poolIdle = 30 * time.Second
 
 // idleConn is a kept session; timer closes it after poolIdle.
 type idleConn struct {
@@ -36,7 +38,7 @@ type idleConn struct {
 func (s *Service) connect(ctx context.Context, ai peer.AddrInfo, c cid.Cid) (*conn, error) {
 	if cn := s.takeIdle(ai.ID); cn != nil {
 		cn.c, cn.reused, cn.answered = c, true, false
-		cn.stop = context.AfterFunc(ctx, func() { cn.st.Reset() })
+		cn.arm(ctx)
 		return cn, nil
 	}
 	return s.dial(ctx, ai, c)
@@ -69,8 +71,12 @@ func (s *Service) takeIdle(p peer.ID) *conn {
 // kept for the next download from the same provider, or closed.
 func (s *Service) keep(cn *conn) {
 	if !cn.stop() {
-		cn.st.Reset() // ctx ended: the watcher resets it
-		return
+		// ctx ended: wait for the watcher, which resets the stream unless
+		// it is spare.
+		<-cn.watched
+		if !spare(cn.ctx, &cn.inflight) {
+			return
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
