@@ -46,7 +46,7 @@ func cmdDiscovery(args []string) error {
 		allAt := make([]time.Time, *n)
 		for i, p := range ps {
 			wg.Go(func() {
-				m1, err := p.send("echo ready", fmt.Sprintf("wait peers 1 --timeout 60s"))
+				m1, err := p.send("echo ready", "wait peers 1 --timeout 60s")
 				if err != nil {
 					errs[i] = err
 					return

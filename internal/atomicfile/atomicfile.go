@@ -52,7 +52,14 @@ func WriteNew(path string, data []byte, perm os.FileMode) error {
 
 // writeTemp writes data to a new temp file beside path and fsyncs it.
 func writeTemp(path string, data []byte, perm os.FileMode) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	return TempFile(filepath.Dir(path), "."+filepath.Base(path)+".tmp*", data, perm)
+}
+
+// TempFile writes data to a new file in dir named by pattern (as
+// os.CreateTemp), with mode perm, fsynced, and returns its path. The
+// caller links or renames it into place and removes it.
+func TempFile(dir, pattern string, data []byte, perm os.FileMode) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return "", err
 	}

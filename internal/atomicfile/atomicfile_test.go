@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +63,26 @@ func assertNoTemps(t *testing.T, dir string) {
 			names = append(names, e.Name())
 		}
 		t.Fatalf("want only the file, found %q", names)
+	}
+}
+
+func TestTempFile(t *testing.T) {
+	dir := t.TempDir()
+	p, err := TempFile(dir, ".x-*.tmp", []byte("data"), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(p) != dir || !strings.HasPrefix(filepath.Base(p), ".x-") {
+		t.Fatalf("temp file at %s", p)
+	}
+	st, err := os.Stat(p)
+	if err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %v, %v", st.Mode(), err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "data" {
+		t.Fatalf("content %q", b)
+	}
+	if _, err := TempFile(filepath.Join(dir, "missing"), "x*", nil, 0o600); err == nil {
+		t.Fatal("TempFile in a missing directory succeeded")
 	}
 }

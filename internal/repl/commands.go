@@ -353,11 +353,3 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
-
-func shortID(id peer.ID) string {
-	s := id.String()
-	if len(s) > 12 {
-		return s[:4] + "…" + s[len(s)-6:]
-	}
-	return s
-}

@@ -200,12 +200,6 @@ func (s *Service) Changes() <-chan struct{} {
 	return s.remote.changed
 }
 
-func (s *Service) notifyChanged() {
-	s.remote.mu.Lock()
-	s.remote.notifyLocked()
-	s.remote.mu.Unlock()
-}
-
 // replaceCatalog makes entries, the catalog of p pulled from a request
 // started at since (our clock, remoteView.Now), p's list of entries, except
 // where an announcement we applied after since says otherwise: the answer

@@ -136,33 +136,10 @@ func copyToTemp(src, dir string) (string, error) {
 // linked under the first free name and removed. Until the link, nothing
 // exists under any name place would use.
 func placeData(b []byte, dst string, exact bool) (string, error) {
-	tmp, err := writeTemp(b, filepath.Dir(dst))
+	tmp, err := atomicfile.TempFile(filepath.Dir(dst), ".p2pshare-*.tmp", b, 0o644)
 	if err != nil {
 		return "", err
 	}
 	defer os.Remove(tmp)
 	return place(tmp, dst, exact)
-}
-
-// writeTemp writes b to a new temporary file in dir, fsynced, mode 0644.
-func writeTemp(b []byte, dir string) (string, error) {
-	f, err := os.CreateTemp(dir, ".p2pshare-*.tmp")
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
 }
