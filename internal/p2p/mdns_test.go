@@ -76,3 +76,43 @@ func TestMDNS(t *testing.T) {
 		return a.DHT().RoutingTable().Find(b.ID()) != "" && b.DHT().RoutingTable().Find(a.ID()) != ""
 	})
 }
+
+// mdnsOffEnv marks the copy of the test binary that runs in a namespace
+// whose loopback has no multicast, so mDNS cannot start.
+const mdnsOffEnv = "P2PSHARE_TEST_MDNS_OFF_NETNS"
+
+// A node asked for mDNS where no interface can multicast still starts (it
+// can reach peers by bootstrap and connect) and reports why LAN discovery
+// is off.
+func TestMDNSUnavailableIsNotFatal(t *testing.T) {
+	if os.Getenv(mdnsOffEnv) != "1" {
+		unshare, err := exec.LookPath("unshare")
+		if err != nil {
+			t.Fatalf("test needs unshare(1) to create a private network namespace: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		script := `set -e
+ip link set lo up
+exec "$0" -test.run '^TestMDNSUnavailableIsNotFatal$' -test.count=1 -test.v`
+		cmd := exec.CommandContext(ctx, unshare, "-rn", "sh", "-c", script, os.Args[0])
+		cmd.Env = append(os.Environ(), mdnsOffEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("test in a network namespace failed: %v\n%s", err, out)
+		}
+		t.Logf("inside the namespace:\n%s", out)
+		return
+	}
+	checkLeaks(t)
+	c := testConfig(t, t.TempDir())
+	c.MDNS = true
+	c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	n := openNode(t, c)
+	if n.MDNSError() == nil {
+		t.Fatal("mDNS reported as running with no multicast interface")
+	}
+	if len(n.Addrs()) == 0 {
+		t.Fatal("node without mDNS has no addresses")
+	}
+}
