@@ -89,6 +89,22 @@ type Config struct {
 	// dht.DisableAutoRefresh() and the like.
 	DHTOptions []dht.Option
 
+	// DHT chooses the DHT: DHTLAN (the default) or DHTPublic.
+	DHT DHTMode
+
+	// PortMap asks the router for a port mapping (UPnP, NAT-PMP). Off
+	// unless set (it talks to the LAN's router; the CLI sets it).
+	PortMap bool
+
+	// Relays are fixed circuit relay v2 relays (with /p2p/<id>): dialled
+	// at start and tried first for reservations when this node is not
+	// publicly reachable.
+	Relays []multiaddr.Multiaddr
+
+	// RelayService says whether this node relays for others; "" means
+	// RelayAuto.
+	RelayService RelayMode
+
 	// BulkProtocols get the generous stream-memory limits of file
 	// transfers; nil means []protocol.ID{FetchProtocol}.
 	BulkProtocols []protocol.ID
@@ -106,6 +122,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.DHT == "" {
+		c.DHT = DHTLAN
+	}
+	if c.RelayService == "" {
+		c.RelayService = RelayAuto
 	}
 	if c.BulkProtocols == nil {
 		c.BulkProtocols = []protocol.ID{FetchProtocol}

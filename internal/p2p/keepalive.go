@@ -76,6 +76,12 @@ func (n *Node) adoptRoutingTable() {
 		return
 	}
 	for _, id := range n.dht.RoutingTable().ListPeers() {
+		// On the public DHT most of the routing table is other software:
+		// the table keeps p2pshare peers only.
+		protos, _ := n.host.Peerstore().GetProtocols(id)
+		if !speaksP2PShare(protos) {
+			continue
+		}
 		if _, ok := n.peers.Get(id); !ok {
 			n.peers.observe(id, n.host.Peerstore().Addrs(id), SourceDHT)
 		}
@@ -126,7 +132,9 @@ var errNoPingResult = errors.New("ping: no answer")
 func (n *Node) pingOnce(ctx context.Context, id peer.ID) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.PingTimeout)
 	defer cancel()
-	ch := ping.Ping(ctx, n.host, id)
+	// A peer behind NAT may be connected only through a relay: a ping is
+	// a few bytes, well within a limited circuit.
+	ch := ping.Ping(network.WithAllowLimitedConn(ctx, "keepalive"), n.host, id)
 	res, ok := <-ch
 	cancel()
 	for range ch { // ping closes ch when its goroutine returns

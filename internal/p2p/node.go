@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -24,6 +26,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -56,6 +59,13 @@ type Node struct {
 	dht   *dht.IpfsDHT
 	ps    *pubsub.PubSub
 	mdns  mdns.Service
+	// relay is the relay service when started by us (RelayOn,
+	// RelayUnlimited); RelayAuto's lives inside the host.
+	relay   *relayv2.Relay
+	punches *punchLog
+	// hostForRelays is the host, for AutoRelay's candidate source, which
+	// may run before Open has assigned n.host.
+	hostForRelays atomic.Value
 	// mdnsErr is why mDNS could not start, if it could not.
 	mdnsErr error
 	sub     event.Subscription
@@ -81,11 +91,12 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	cfg = cfg.withDefaults()
 	n := &Node{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		checks: make(chan peer.ID, 256),
-		dials:  make(chan peer.AddrInfo, 64),
-		live:   newLiveness(),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		checks:  make(chan peer.ID, 256),
+		dials:   make(chan peer.AddrInfo, 64),
+		live:    newLiveness(),
+		punches: newPunchLog(),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -110,6 +121,15 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
 
+	bootstrap, err := addrInfos(cfg.Bootstrap)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: bootstrap peers: %w", err)
+	}
+	relays, err := addrInfos(cfg.Relays)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: relays: %w", err)
+	}
+
 	rm, err := newResourceManager(cfg.BulkProtocols)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
@@ -130,6 +150,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 	}
+	opts = append(opts, n.reachOptions(relays)...)
 	if cfg.ConnectionGater != nil {
 		opts = append(opts, libp2p.ConnectionGater(cfg.ConnectionGater))
 	}
@@ -137,6 +158,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start host: %w", err)
 	}
+	n.hostForRelays.Store(n.host)
 
 	// Known peers' last addresses, so the keepalive can dial them.
 	for _, p := range n.peers.List() {
@@ -154,14 +176,25 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.wg.Go(n.eventLoop)
 
-	bootstrap, err := addrInfos(cfg.Bootstrap)
-	if err != nil {
-		return nil, fmt.Errorf("p2p: bootstrap peers: %w", err)
+	if err := n.startRelayService(); err != nil {
+		return nil, fmt.Errorf("p2p: %w", err)
 	}
+
 	dhtOpts := []dht.Option{
-		dht.Mode(dht.ModeServer), // a LAN node has no public reachability: auto mode would stay a client
-		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.Datastore(namespace.Wrap(n.ds, datastore.NewKey(dhtNamespace))),
+	}
+	switch cfg.DHT {
+	case DHTPublic:
+		// The IPFS DHT's own protocol and mode rules: a client until
+		// AutoNAT says this node is reachable, then a server.
+		dhtOpts = append(dhtOpts, dht.Mode(dht.ModeAuto))
+		if len(bootstrap) == 0 {
+			bootstrap = dht.GetDefaultBootstrapPeerAddrInfos()
+		}
+	default:
+		dhtOpts = append(dhtOpts,
+			dht.Mode(dht.ModeServer), // a LAN node has no public reachability: auto mode would stay a client
+			dht.ProtocolPrefix(ProtocolPrefix))
 	}
 	if len(bootstrap) > 0 {
 		dhtOpts = append(dhtOpts, dht.BootstrapPeers(bootstrap...))
@@ -185,7 +218,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	for _, ai := range bootstrap {
 		n.peers.observe(ai.ID, ai.Addrs, SourceBootstrap)
 	}
-	n.wg.Go(func() { n.bootstrap(bootstrap) })
+	n.wg.Go(func() { n.bootstrap(append(slices.Clip(relays), bootstrap...)) })
 
 	if cfg.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, MDNSServiceName, mdnsNotifee{n})
@@ -237,6 +270,9 @@ func (n *Node) Close() error {
 		n.wg.Wait()
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
+		}
+		if n.relay != nil {
+			errs = append(errs, n.relay.Close())
 		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())
