@@ -28,6 +28,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/p2pshare/p2pshare/internal/node"
+	"github.com/p2pshare/p2pshare/internal/p2p"
 	"github.com/p2pshare/p2pshare/internal/repl"
 )
 
@@ -50,6 +51,10 @@ func run() error {
 		bootstrap multiFlag
 		noMDNS    bool
 		logLevel  string
+		relays    multiFlag
+		noPortMap bool
+		dhtMode   = string(p2p.DHTLAN)
+		relaySvc  = string(p2p.RelayAuto)
 	)
 	fs := flag.NewFlagSet("p2pshare", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data folder: identity, keys, index, peer table, logs")
@@ -58,6 +63,10 @@ func run() error {
 	fs.Var(&listen, "listen", "listen multiaddr (repeatable; default all interfaces, TCP and QUIC, random ports)")
 	fs.Var(&bootstrap, "bootstrap", "bootstrap peer multiaddr with /p2p/ID (repeatable)")
 	fs.BoolVar(&noMDNS, "no-mdns", false, "turn off LAN discovery by mDNS")
+	fs.StringVar(&dhtMode, "dht", dhtMode, "lan: p2pshare's own DHT (mDNS, bootstrap peers); public: the public IPFS DHT")
+	fs.Var(&relays, "relay", "circuit relay multiaddr with /p2p/ID, used when this node is not reachable (repeatable)")
+	fs.StringVar(&relaySvc, "relay-service", relaySvc, "relay for others: auto (when publicly reachable), on, off, unlimited (carries whole transfers)")
+	fs.BoolVar(&noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP, NAT-PMP)")
 	fs.DurationVar(&cfg.Keepalive, "keepalive", 10*time.Second, "interval of keepalive pings to known peers")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level for <data>/node.log: debug, info, warn, error")
 	fs.Func("max-upload-rate", "cap on what this node serves, bytes per second over all peers (e.g. 20MiB, 500KB; default no limit)", func(v string) error {
@@ -76,6 +85,21 @@ func run() error {
 		return fmt.Errorf("unexpected arguments %q (commands are read from stdin)", fs.Args())
 	}
 	cfg.MDNS = !noMDNS
+	cfg.PortMap = !noPortMap
+	var err error
+	if cfg.DHT, err = p2p.ParseDHTMode(dhtMode); err != nil {
+		return fmt.Errorf("--dht: %w", err)
+	}
+	if cfg.RelayService, err = p2p.ParseRelayMode(relaySvc); err != nil {
+		return fmt.Errorf("--relay-service: %w", err)
+	}
+	for _, s := range relays {
+		ma, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("--relay %q: %w", s, err)
+		}
+		cfg.Relays = append(cfg.Relays, ma)
+	}
 	cfg.ListenAddrs = listen
 	for _, s := range bootstrap {
 		ma, err := multiaddr.NewMultiaddr(s)

@@ -36,6 +36,12 @@ type Config struct {
 	Bootstrap   []multiaddr.Multiaddr
 	MDNS        bool
 	Keepalive   time.Duration
+	// Beyond the LAN: which DHT, router port mapping, fixed relays, and
+	// whether this node relays for others (see p2p.Config).
+	DHT          p2p.DHTMode
+	PortMap      bool
+	Relays       []multiaddr.Multiaddr
+	RelayService p2p.RelayMode
 	// BBSBits is the size of the node's BBS modulus, made on first start
 	// (default and minimum in production: 2048).
 	BBSBits int
@@ -100,13 +106,17 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 	n.P2P, err = p2p.Open(ctx, p2p.Config{
-		DataDir:     cfg.DataDir,
-		ListenAddrs: cfg.ListenAddrs,
-		Bootstrap:   cfg.Bootstrap,
-		MDNS:        cfg.MDNS,
-		Keepalive:   cfg.Keepalive,
-		Logger:      cfg.Logger,
-		DHTOptions:  cfg.DHTOptions,
+		DataDir:      cfg.DataDir,
+		ListenAddrs:  cfg.ListenAddrs,
+		Bootstrap:    cfg.Bootstrap,
+		MDNS:         cfg.MDNS,
+		Keepalive:    cfg.Keepalive,
+		Logger:       cfg.Logger,
+		DHTOptions:   cfg.DHTOptions,
+		DHT:          cfg.DHT,
+		PortMap:      cfg.PortMap,
+		Relays:       cfg.Relays,
+		RelayService: cfg.RelayService,
 	})
 	if err != nil {
 		return nil, err
@@ -132,6 +142,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Source:      n.Share,
 		BBSKey:      bbsKey,
 		Finder:      finder{n},
+		Reach:       n.P2P.Reach,
 		DownloadDir: cfg.DownloadDir,
 		UploadLimit: cfg.UploadLimit,
 		Logger:      cfg.Logger,

@@ -99,7 +99,14 @@ func (s *Service) dial(ctx context.Context, ai peer.AddrInfo, c cid.Cid) (*conn,
 	if len(ai.Addrs) > 0 {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	}
-	dctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	sctx := ctx
+	if s.cfg.Reach != nil {
+		var err error
+		if sctx, err = s.cfg.Reach(ctx, ai); err != nil {
+			return nil, err
+		}
+	}
+	dctx, cancel := context.WithTimeout(sctx, handshakeTimeout)
 	defer cancel()
 	st, err := h.NewStream(dctx, ai.ID, proto.FetchID)
 	if err != nil {

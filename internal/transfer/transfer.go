@@ -117,6 +117,13 @@ type Config struct {
 	Source Source // nil: serve nothing
 	BBSKey *bbsaes.Key
 	Finder Finder
+	// Reach, if set, is called before a fetch stream is opened to a
+	// provider: it makes sure file bytes may flow (a direct connection,
+	// after hole punching if needed, or an unlimited relay) and returns
+	// the context to open the stream with, or an error that says why the
+	// provider cannot be used. Nil: streams open on whatever connection
+	// the host has.
+	Reach func(ctx context.Context, ai peer.AddrInfo) (context.Context, error)
 	// DownloadDir receives finished files; partial downloads live under
 	// DownloadDir/.partial/<cid>/. Required.
 	DownloadDir string
