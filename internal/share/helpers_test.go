@@ -115,6 +115,7 @@ type testNode struct {
 	ds  datastore.Batching
 	rt  *fakeRouting
 	dir string
+	cfg Config // of the running Service
 	s   *Service
 }
 
@@ -161,7 +162,7 @@ func (n *testNode) start(t *testing.T, cfg Config) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	n.s = s
+	n.s, n.cfg = s, cfg
 }
 
 func (n *testNode) write(t *testing.T, name, content string) {

@@ -421,7 +421,7 @@ func TestOpenDoesNotReadTheManifestEachTime(t *testing.T) {
 	if err := n.s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := n.s.cfg
+	cfg := n.cfg
 	cfg.Datastore = ds.Batching
 	wrap(&cfg)
 	n.start(t, cfg)

@@ -1,5 +1,9 @@
 package share
 
+// The remote view: what each other peer publishes, as far as this node
+// knows, with the per-CID stamps that order announcements. The Directory
+// owns one; pull.go and announce.go write it, directory.go reads it.
+
 import (
 	"slices"
 	"sync"
@@ -18,8 +22,7 @@ import (
 //
 // Everything here is bounded, since any signed sender can fill it: at most
 // maxEntriesPerPeer entries (each with its stamp) and maxStampsPerPeer
-// tombstones per sender, at most
-// maxRemotePeers senders. A withdrawal only leaves a tombstone for a CID
+// tombstones per sender, at most maxRemotePeers senders. A withdrawal only leaves a tombstone for a CID
 // the sender published (or already has a stamp for); tombstones expire
 // tombstoneTTL after we received them, by our clock, not the sender's.
 type peerCatalog struct {

@@ -54,7 +54,6 @@ type Service struct {
 	*Library
 	*Directory
 
-	cfg       Config
 	topic     Topic // nil: no announcements
 	closeOnce sync.Once
 	closeErr  error
@@ -86,7 +85,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	}
 	log = log.With("component", "share")
 
-	s := &Service{cfg: cfg}
+	s := &Service{}
 	defer func() {
 		if err != nil {
 			s.Close()
