@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Directory.start(s.Library, s.topic); err != nil {
+	if err = s.Directory.start(s.Library, s.topic); err != nil {
 		return nil, err
 	}
 	return s, nil
