@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -123,25 +122,24 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	peers := n.P2P.Peers()
 	n.Share, err = share.New(ctx, share.Config{
-		Host:      n.P2P.Host(),
-		Routing:   n.P2P.DHT(),
-		PubSub:    n.P2P.PubSub(),
-		Datastore: namespace.Wrap(n.P2P.Datastore(), datastore.NewKey("/share")),
-		ShareDir:  cfg.ShareDir,
-		Online: func(id peer.ID) bool {
+		Network: share.HostNetwork(n.P2P.Host(), func(id peer.ID) bool {
 			info, ok := peers.Get(id)
 			return ok && info.Online
-		},
-		Logger: cfg.Logger,
+		}),
+		Routing:   n.P2P.DHT(),
+		Broadcast: share.GossipSub(n.P2P.PubSub()),
+		Datastore: namespace.Wrap(n.P2P.Datastore(), datastore.NewKey("/share")),
+		ShareDir:  cfg.ShareDir,
+		Logger:    cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 	n.Transfer, err = transfer.New(transfer.Config{
 		Host:        n.P2P.Host(),
-		Source:      n.Share,
+		Source:      n.Share.Library,
 		BBSKey:      bbsKey,
-		Finder:      finder{n},
+		Finder:      n.Share.Directory,
 		Reach:       n.P2P.Reach,
 		DownloadDir: cfg.DownloadDir,
 		UploadLimit: cfg.UploadLimit,
@@ -215,52 +213,4 @@ func (n *Node) Close() error {
 		errs = append(errs, n.P2P.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// finder finds providers of a CID: first those that announced it to us or
-// listed it in their catalog, then whatever the DHT knows.
-type finder struct{ n *Node }
-
-func (f finder) FindProviders(ctx context.Context, c cid.Cid) <-chan peer.AddrInfo {
-	out := make(chan peer.AddrInfo)
-	go func() {
-		defer close(out)
-		seen := map[peer.ID]bool{f.n.P2P.Host().ID(): true}
-		send := func(ai peer.AddrInfo) bool {
-			if seen[ai.ID] {
-				return true
-			}
-			seen[ai.ID] = true
-			select {
-			case out <- ai:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		ps := f.n.P2P.Host().Peerstore()
-		for _, id := range f.n.Share.Providers(c) {
-			ai := peer.AddrInfo{ID: id, Addrs: ps.Addrs(id)}
-			if len(ai.Addrs) == 0 {
-				// Announced through gossip by a peer we never met: ask
-				// the DHT where it is.
-				lookup, cancel := context.WithTimeout(ctx, 10*time.Second)
-				found, err := f.n.P2P.DHT().FindPeer(lookup, id)
-				cancel()
-				if err != nil {
-					continue
-				}
-				ai = found
-			}
-			if !send(ai) {
-				return
-			}
-		}
-		for ai := range f.n.P2P.DHT().FindProvidersAsync(ctx, c, 20) {
-			if !send(ai) {
-				return
-			}
-		}
-	}()
-	return out
 }

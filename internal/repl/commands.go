@@ -241,14 +241,12 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 		return errors.New("usage: get NAME|CID [-o PATH] [--from PEER]")
 	}
 	opt := transfer.GetOptions{Output: *output, From: from}
-	var id cid.Cid
-	if rem, err := c.r.d.Share.Resolve(pos[0]); err == nil {
-		id, opt.Name = rem.CID, rem.Name
-	} else if parsed, perr := cid.Decode(pos[0]); perr == nil {
-		id = parsed // not in any catalog we know: the DHT may still know providers
-	} else {
+	rem, err := c.r.d.Share.ResolveFetch(pos[0])
+	if err != nil {
 		return err
 	}
+	id := rem.CID
+	opt.Name = rem.Name
 	bar := c.progress(id, opt.Name)
 	opt.Progress = bar.update
 	res, err := c.r.d.Transfer.Get(ctx, id, opt)

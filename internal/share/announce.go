@@ -2,11 +2,11 @@ package share
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	gproto "google.golang.org/protobuf/proto"
 
@@ -14,41 +14,23 @@ import (
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
-// Announcements: proto.Announcement messages on the GossipSub topic
-// proto.AnnounceTopic. The publisher of a message is its signed origin
-// (msg.GetFrom(), verified by pubsub), never the peer that relayed it, so
+// Announcements: proto.Announcement messages on the Broadcast topic
+// proto.AnnounceTopic. The Library sends them when it publishes or
+// withdraws; the Directory validates and applies those of other peers.
+// The publisher of a message is its signed origin (verified by the
+// Broadcast, GossipSub in the binary), never the peer that relayed it, so
 // an unpublish only ever removes entries of the peer that signed it.
-// Messages of one publisher are applied in time_unix_nano order; older
-// ones are dropped.
+// Messages of one publisher are applied per CID in time_unix_nano order;
+// older ones are dropped.
 const announceTimeout = 10 * time.Second
 
 // announcement is a validated Announcement, passed from the validator to
-// the receive loop in msg.ValidatorData.
+// the receive loop by Topic.Next.
 type announcement struct {
 	kind    proto.Announcement_Kind
 	entries []Entry   // PUBLISH
 	cids    []cid.Cid // UNPUBLISH
 	time    int64
-}
-
-func (s *Service) joinTopic() error {
-	ps := s.cfg.PubSub
-	if err := ps.RegisterTopicValidator(proto.AnnounceTopic, s.validateAnnouncement); err != nil {
-		return fmt.Errorf("share: register announce validator: %w", err)
-	}
-	t, err := ps.Join(proto.AnnounceTopic)
-	if err != nil {
-		ps.UnregisterTopicValidator(proto.AnnounceTopic)
-		return fmt.Errorf("share: join announce topic: %w", err)
-	}
-	sub, err := t.Subscribe()
-	if err != nil {
-		t.Close()
-		ps.UnregisterTopicValidator(proto.AnnounceTopic)
-		return fmt.Errorf("share: subscribe to announce topic: %w", err)
-	}
-	s.topic, s.sub = t, sub
-	return nil
 }
 
 // parseAnnouncement checks an announcement completely.
@@ -91,43 +73,39 @@ func parseAnnouncement(data []byte) (*announcement, error) {
 	return a, nil
 }
 
-// validateAnnouncement is the topic validator: malformed or unsigned
-// messages are rejected (and so not forwarded).
-func (s *Service) validateAnnouncement(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	if len(msg.GetSignature()) == 0 || msg.GetFrom() == "" {
-		s.log.Debug("announce: rejected unsigned message", "via", from)
-		s.rejected.Add(1)
-		return pubsub.ValidationReject
+// validateAnnouncement is the topic's Validator: unsigned or malformed
+// messages are refused (and so not forwarded).
+func (d *Directory) validateAnnouncement(origin, via peer.ID, data []byte) (any, error) {
+	if origin == "" {
+		d.log.Debug("announce: rejected unsigned message", "via", via)
+		d.rejected.Add(1)
+		return nil, errors.New("unsigned")
 	}
-	a, err := parseAnnouncement(msg.GetData())
+	a, err := parseAnnouncement(data)
 	if err == nil && a.time > time.Now().Add(maxFutureSkew).UnixNano() {
 		err = fmt.Errorf("dated %s ahead of our clock", time.Duration(a.time-time.Now().UnixNano()).Round(time.Second))
 	}
 	if err != nil {
-		s.log.Debug("announce: rejected malformed message", "origin", msg.GetFrom(), "via", from, "err", err)
-		s.rejected.Add(1)
-		return pubsub.ValidationReject
+		d.log.Debug("announce: rejected malformed message", "origin", origin, "via", via, "err", err)
+		d.rejected.Add(1)
+		return nil, err
 	}
-	msg.ValidatorData = a
-	return pubsub.ValidationAccept
+	return a, nil
 }
 
 // announceLoop applies announcements of other peers.
-func (s *Service) announceLoop() {
+func (d *Directory) announceLoop() {
 	for {
-		msg, err := s.sub.Next(s.ctx)
+		origin, val, err := d.topic.Next(d.ctx)
 		if err != nil {
 			return // closed
 		}
-		origin := msg.GetFrom()
-		if origin == s.h.ID() {
+		if origin == d.net.ID() {
 			continue
 		}
-		a, ok := msg.ValidatorData.(*announcement)
-		if !ok {
-			continue
+		if a, ok := val.(*announcement); ok {
+			d.applyAnnouncement(origin, a)
 		}
-		s.applyAnnouncement(origin, a)
 	}
 }
 
@@ -145,21 +123,21 @@ const maxFutureSkew = 10 * time.Minute
 // last UNPUBLISH_ALL) is dropped. Withdrawals from a sender we know
 // nothing about, or of CIDs it never published, change nothing and leave
 // no trace.
-func (s *Service) applyAnnouncement(publisher peer.ID, a *announcement) {
-	if publisher == s.h.ID() {
+func (d *Directory) applyAnnouncement(publisher peer.ID, a *announcement) {
+	if publisher == d.net.ID() {
 		return
 	}
-	v := &s.remote
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	pc := v.peers[publisher]
+	rv := &d.remote
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	pc := rv.peers[publisher]
 	if pc == nil {
 		if a.kind != proto.Announcement_PUBLISH || len(a.entries) == 0 {
 			return
 		}
-		pc = v.peer(publisher)
+		pc = rv.peer(publisher)
 	}
-	now := v.tick()
+	now := rv.tick()
 	pc.heard = now
 	stale := func(c cid.Cid) bool { return a.time <= max(pc.stamps[c].sent, pc.allStamp) }
 	changed := false
@@ -209,29 +187,28 @@ func (s *Service) applyAnnouncement(publisher peer.ID, a *announcement) {
 			}
 		}
 	}
-	pc.latest = max(pc.latest, a.time)
 	if refused > 0 {
-		s.log.Warn("announce: sender publishes too many entries; extra ones ignored",
+		d.log.Warn("announce: sender publishes too many entries; extra ones ignored",
 			"peer", publisher, "ignored", refused, "max", maxEntriesPerPeer)
 	}
 	if changed {
-		v.notifyLocked()
+		rv.notifyLocked()
 	}
 }
 
 // nextAnnTime returns a strictly increasing announcement time.
-func (s *Service) nextAnnTime() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.annClock = max(time.Now().UnixNano(), s.annClock+1)
-	return s.annClock
+func (l *Library) nextAnnTime() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.annClock = max(time.Now().UnixNano(), l.annClock+1)
+	return l.annClock
 }
 
 // announce tells peers about published or withdrawn entries, split into
 // messages that fit proto.MaxAnnouncementSize. Failures are logged: peers
 // catch up through periodic catalog pulls.
-func (s *Service) announce(kind proto.Announcement_Kind, entries []Entry) {
-	if s.topic == nil || s.ctx.Err() != nil {
+func (l *Library) announce(kind proto.Announcement_Kind, entries []Entry) {
+	if l.topic == nil || l.ctx.Err() != nil {
 		return
 	}
 	var msgs []*proto.Announcement
@@ -252,39 +229,37 @@ func (s *Service) announce(kind proto.Announcement_Kind, entries []Entry) {
 	}
 	msgs = append(msgs, cur)
 	for _, m := range msgs {
-		m.TimeUnixNano = s.nextAnnTime()
+		m.TimeUnixNano = l.nextAnnTime()
 		data, err := gproto.Marshal(m)
 		if err != nil {
-			s.log.Error("announce: marshal", "err", err)
+			l.log.Error("announce: marshal", "err", err)
 			return
 		}
-		s.publishAnnouncement(kind, data)
+		l.publishAnnouncement(kind, data)
 		// GossipSub (v0.19) can drop a message published to a peer whose
 		// mesh is not formed yet, as right after it connected: send the
 		// same bytes once more after a heartbeat or two. Receivers order
 		// announcements per (publisher, CID) by time, so a repeat is
 		// idempotent and can never undo a later announcement.
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		l.tasks.Go(func() {
 			t := time.NewTimer(announceRepeat)
 			defer t.Stop()
 			select {
 			case <-t.C:
-				s.publishAnnouncement(kind, data)
-			case <-s.ctx.Done():
+				l.publishAnnouncement(kind, data)
+			case <-l.ctx.Done():
 			}
-		}()
+		})
 	}
 }
 
 // announceRepeat is when an announcement is sent a second time.
 const announceRepeat = 2 * time.Second
 
-func (s *Service) publishAnnouncement(kind proto.Announcement_Kind, data []byte) {
-	ctx, cancel := context.WithTimeout(s.ctx, announceTimeout)
+func (l *Library) publishAnnouncement(kind proto.Announcement_Kind, data []byte) {
+	ctx, cancel := context.WithTimeout(l.ctx, announceTimeout)
 	defer cancel()
-	if err := s.topic.Publish(ctx, data); err != nil && s.ctx.Err() == nil {
-		s.log.Warn("announce failed; peers will catch up on their next catalog pull", "kind", kind, "err", err)
+	if err := l.topic.Publish(ctx, data); err != nil && l.ctx.Err() == nil {
+		l.log.Warn("announce failed; peers will catch up on their next catalog pull", "kind", kind, "err", err)
 	}
 }

@@ -1,17 +1,31 @@
-// Package share owns what this node offers and what it sees others offer:
-// the share folder, the published index (kept in the datastore, provided on
-// the DHT and re-provided before provider records expire), the catalog
-// protocol (/p2pshare/catalog/1), publish/unpublish announcements on a
-// GossipSub topic, and the merged view of what other peers publish.
+// Package share is what this node publishes and what it sees others
+// publish. Two types, one per side:
 //
-// It does not move file bytes: internal/transfer serves chunks through
-// Service.Open and fetches through Service.Resolve and Service.Providers.
+//   - Library (library.go) is what this node publishes: the share folder,
+//     the published index (index.go, kept in the datastore), Open for
+//     internal/transfer's server, the catalog server (catalog.go), the
+//     announcements it sends (announce.go), and the DHT provider records
+//     of its CIDs, provided and re-provided by a provideQueue (provide.go).
+//   - Directory (directory.go) is what other peers publish, as far as this
+//     node knows: the remote view (remote.go), filled by catalog pulls
+//     (pull.go, catalog.go) and received announcements (announce.go);
+//     Available, Search, Resolve and Providers; and who has a CID
+//     (FindProviders, finder.go: announced providers first, then the
+//     DHT), which makes it internal/transfer's Finder.
+//
+// New starts both as a Service, which shares the announce topic between
+// them. The network is reached through small interfaces (network.go:
+// Network, Routing, Broadcast), which internal/node builds from
+// internal/p2p's node (libp2p.go), so both sides can be tested without a
+// libp2p host. The package does not move file bytes: internal/transfer
+// does, through Library.Open and Directory.FindProviders.
 //
 // Trust: a catalog entry is attributed to the peer that answered the
-// stream; an announcement to the peer that signed it (pubsub's verified
-// origin, never the peer that relayed it). An unpublish therefore only ever
-// removes entries of the peer that sent it. Names, sizes and hashes given by
-// other peers are claims shown to the user; the CID is what a fetch checks.
+// stream; an announcement to the peer that signed it (the verified
+// origin, never the peer that relayed it). An unpublish therefore only
+// ever removes entries of the peer that sent it. Names, sizes and hashes
+// given by other peers are claims shown to the user; the CID is what a
+// fetch checks.
 package share
 
 import (

@@ -60,6 +60,16 @@ func (f *fakeRouting) Provide(_ context.Context, c cid.Cid, announce bool) error
 	return nil
 }
 
+func (f *fakeRouting) FindProvidersAsync(context.Context, cid.Cid, int) <-chan peer.AddrInfo {
+	ch := make(chan peer.AddrInfo)
+	close(ch)
+	return ch
+}
+
+func (f *fakeRouting) FindPeer(_ context.Context, p peer.ID) (peer.AddrInfo, error) {
+	return peer.AddrInfo{}, errors.New("fake: no DHT lookups")
+}
+
 func (f *fakeRouting) count(c cid.Cid) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -105,6 +115,7 @@ type testNode struct {
 	ds  datastore.Batching
 	rt  *fakeRouting
 	dir string
+	cfg Config // of the running Service
 	s   *Service
 }
 
@@ -124,9 +135,9 @@ func newNode(t *testing.T, h host.Host, withPubSub bool, opts ...nodeOpt) *testN
 		n.ps = ps
 	}
 	cfg := Config{
-		Host:            h,
+		Network:         HostNetwork(h, nil),
 		Routing:         n.rt,
-		PubSub:          n.ps,
+		Broadcast:       GossipSub(n.ps),
 		Datastore:       n.ds,
 		ShareDir:        n.dir,
 		ChunkSize:       1024,
@@ -151,7 +162,7 @@ func (n *testNode) start(t *testing.T, cfg Config) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	n.s = s
+	n.s, n.cfg = s, cfg
 }
 
 func (n *testNode) write(t *testing.T, name, content string) {
@@ -201,6 +212,9 @@ func waitView(t *testing.T, s *Service, what string, cond func([]Remote) bool) [
 	}
 }
 
+// pubsubTopic is n's announce topic.
+func pubsubTopic(n *testNode) *pubsub.Topic { return n.s.topic.(*gossipTopic).t }
+
 // waitTopicPeers polls (with a deadline) until n's announce topic has
 // every peer in ps, so a message published now reaches them.
 func waitTopicPeers(t *testing.T, n *testNode, ps ...peer.ID) {
@@ -209,7 +223,7 @@ func waitTopicPeers(t *testing.T, n *testNode, ps ...peer.ID) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		have := n.s.topic.ListPeers()
+		have := pubsubTopic(n).ListPeers()
 		ok := true
 		for _, p := range ps {
 			if !slices.Contains(have, p) {
@@ -239,7 +253,7 @@ func waitMesh(t *testing.T, n *testNode, k int) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	ready := func(rt pubsub.PubSubRouter, topic string) (bool, error) { return rt.EnoughPeers(topic, k), nil }
-	err := n.s.topic.Publish(ctx, []byte{0xff}, pubsub.WithReadiness(ready))
+	err := pubsubTopic(n).Publish(ctx, []byte{0xff}, pubsub.WithReadiness(ready))
 	var verr pubsub.ValidationError
 	if !errors.As(err, &verr) {
 		t.Fatalf("waiting for the announce mesh of %s to reach %d peers: %v", n.h.ID(), k, err)

@@ -302,7 +302,7 @@ func TestRestartKeepsIndexAndReprovides(t *testing.T) {
 	dir := t.TempDir()
 	rt1 := newFakeRouting()
 	rt1.fail = true // a network without peers: publishing still works
-	cfg := Config{Host: h, Routing: rt1, Datastore: ds, ShareDir: dir, ChunkSize: 1024}
+	cfg := Config{Network: HostNetwork(h, nil), Routing: rt1, Datastore: ds, ShareDir: dir, ChunkSize: 1024}
 	s1, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -421,7 +421,7 @@ func TestOpenDoesNotReadTheManifestEachTime(t *testing.T) {
 	if err := n.s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := n.s.cfg
+	cfg := n.cfg
 	cfg.Datastore = ds.Batching
 	wrap(&cfg)
 	n.start(t, cfg)

@@ -133,13 +133,13 @@ func linkedNet(t *testing.T, n int) (mocknet.Mocknet, []*testNode) {
 	return mn, nodes
 }
 
-func lastAnn(s *Service, p peer.ID) int64 {
+// heardAnnouncement reports whether s applied an announcement from p:
+// only announcements leave stamps, catalog pulls do not.
+func heardAnnouncement(s *Service, p peer.ID) bool {
 	s.remote.mu.Lock()
 	defer s.remote.mu.Unlock()
-	if pc := s.remote.peers[p]; pc != nil {
-		return pc.latest
-	}
-	return 0
+	pc := s.remote.peers[p]
+	return pc != nil && len(pc.stamps) > 0
 }
 
 func TestAnnouncementsOverLoopback(t *testing.T) {
@@ -154,7 +154,7 @@ func TestAnnouncementsOverLoopback(t *testing.T) {
 	y := a.publish(t, "y.txt", "y")
 	z := a.publish(t, "z.txt", "z")
 	waitView(t, b.s, "announced files on B", func(av []Remote) bool { return len(av) == 3 })
-	if lastAnn(b.s, a.h.ID()) == 0 {
+	if !heardAnnouncement(b.s, a.h.ID()) {
 		t.Fatal("B saw the files without applying an announcement")
 	}
 
@@ -205,7 +205,7 @@ func TestChangedContentWithdrawsOldCID(t *testing.T) {
 // publishRaw publishes data on n's announce topic, signed by n.
 func publishRaw(t *testing.T, n *testNode, data []byte) error {
 	t.Helper()
-	return n.s.topic.Publish(context.Background(), data)
+	return pubsubTopic(n).Publish(context.Background(), data)
 }
 
 func unpublishMsg(t int64, cs ...cid.Cid) []byte {

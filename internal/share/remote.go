@@ -1,33 +1,17 @@
 package share
 
+// The remote view: what each other peer publishes, as far as this node
+// knows, with the per-CID stamps that order announcements. The Directory
+// owns one; pull.go and announce.go write it, directory.go reads it.
+
 import (
-	"cmp"
-	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/p2pshare/p2pshare/internal/manifest"
 )
-
-// Remote is one content ID other peers publish, merged over its providers.
-// Entry comes from the first provider listed (online providers first); its
-// Name is that provider's name for it.
-type Remote struct {
-	Entry
-	Providers []ProviderInfo
-}
-
-// ProviderInfo is one peer publishing a Remote.
-type ProviderInfo struct {
-	ID     peer.ID
-	Online bool
-	Name   string // the name this provider gave
-}
 
 // peerCatalog is what one peer publishes, as far as we know.
 //
@@ -38,8 +22,7 @@ type ProviderInfo struct {
 //
 // Everything here is bounded, since any signed sender can fill it: at most
 // maxEntriesPerPeer entries (each with its stamp) and maxStampsPerPeer
-// tombstones per sender, at most
-// maxRemotePeers senders. A withdrawal only leaves a tombstone for a CID
+// tombstones per sender, at most maxRemotePeers senders. A withdrawal only leaves a tombstone for a CID
 // the sender published (or already has a stamp for); tombstones expire
 // tombstoneTTL after we received them, by our clock, not the sender's.
 type peerCatalog struct {
@@ -47,7 +30,6 @@ type peerCatalog struct {
 	stamps   map[cid.Cid]stamp // the last applied announcement about a CID (tombstones too)
 	allStamp int64             // sender time of the last applied UNPUBLISH_ALL
 	allRecv  int64             // our clock when it was applied
-	latest   int64             // newest sender time applied
 	heard    int64             // our clock: last announcement or catalog applied
 	writes   int               // stamps written since the last sweep
 }
@@ -78,44 +60,44 @@ type remoteView struct {
 	clock   int64         // last value of tick
 }
 
-func (v *remoteView) init() {
-	v.peers = make(map[peer.ID]*peerCatalog)
-	v.changed = make(chan struct{})
+func (rv *remoteView) init() {
+	rv.peers = make(map[peer.ID]*peerCatalog)
+	rv.changed = make(chan struct{})
 	epoch := time.Now()
-	v.now = func() int64 { return int64(time.Since(epoch)) } // monotonic
+	rv.now = func() int64 { return int64(time.Since(epoch)) } // monotonic
 }
 
 // tick returns our clock, strictly increasing across calls, so "applied
-// after the pull started" is never a tie. Callers hold v.mu.
-func (v *remoteView) tick() int64 {
-	v.clock = max(v.now(), v.clock+1)
-	return v.clock
+// after the pull started" is never a tie. Callers hold rv.mu.
+func (rv *remoteView) tick() int64 {
+	rv.clock = max(rv.now(), rv.clock+1)
+	return rv.clock
 }
 
 // Now returns our clock, for replaceCatalog's since.
-func (v *remoteView) Now() int64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.tick()
+func (rv *remoteView) Now() int64 {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return rv.tick()
 }
 
-// notifyLocked wakes everyone waiting on Changes. Callers hold v.mu.
-func (v *remoteView) notifyLocked() {
-	close(v.changed)
-	v.changed = make(chan struct{})
+// notifyLocked wakes everyone waiting on Changes. Callers hold rv.mu.
+func (rv *remoteView) notifyLocked() {
+	close(rv.changed)
+	rv.changed = make(chan struct{})
 }
 
 // peer returns p's catalog, creating it (and evicting the sender heard
 // from the longest ago if there are maxRemotePeers already). Callers hold
-// v.mu.
-func (v *remoteView) peer(p peer.ID) *peerCatalog {
-	pc := v.peers[p]
+// rv.mu.
+func (rv *remoteView) peer(p peer.ID) *peerCatalog {
+	pc := rv.peers[p]
 	if pc == nil {
-		if len(v.peers) >= maxRemotePeers {
-			v.evictPeerLocked()
+		if len(rv.peers) >= maxRemotePeers {
+			rv.evictPeerLocked()
 		}
 		pc = &peerCatalog{entries: make(map[cid.Cid]Entry), stamps: make(map[cid.Cid]stamp)}
-		v.peers[p] = pc
+		rv.peers[p] = pc
 	}
 	return pc
 }
@@ -123,20 +105,20 @@ func (v *remoteView) peer(p peer.ID) *peerCatalog {
 // evictPeerLocked forgets the sender heard from the longest ago: a
 // connected peer is heard from at every catalog pull, so this is one gone
 // for the longest. O(maxRemotePeers), only when a new sender comes at the cap.
-func (v *remoteView) evictPeerLocked() {
+func (rv *remoteView) evictPeerLocked() {
 	var oldest peer.ID
 	var at int64
 	found := false
-	for p, pc := range v.peers {
+	for p, pc := range rv.peers {
 		if !found || pc.heard < at {
 			oldest, at, found = p, pc.heard, true
 		}
 	}
 	if found {
-		if len(v.peers[oldest].entries) > 0 {
-			v.notifyLocked()
+		if len(rv.peers[oldest].entries) > 0 {
+			rv.notifyLocked()
 		}
-		delete(v.peers, oldest)
+		delete(rv.peers, oldest)
 	}
 }
 
@@ -188,238 +170,4 @@ func (pc *peerCatalog) sweep(now int64) {
 			drop--
 		}
 	}
-}
-
-// Changes returns a channel that is closed at the next change of what
-// Available returns (entries or a provider's online status). Take the
-// channel, read the state, then wait; call again after it fires. Any
-// number of goroutines may wait on it.
-func (s *Service) Changes() <-chan struct{} {
-	s.remote.mu.Lock()
-	defer s.remote.mu.Unlock()
-	return s.remote.changed
-}
-
-// replaceCatalog makes entries, the catalog of p pulled from a request
-// started at since (our clock, remoteView.Now), p's list of entries, except
-// where an announcement we applied after since says otherwise: the answer
-// may have been produced before it. So a catalog entry is skipped if a
-// later announcement (or UNPUBLISH_ALL) touched its CID; a current entry
-// announced after since is kept; every other current entry not in the
-// catalog is dropped. At most maxEntriesPerPeer entries are taken.
-func (s *Service) replaceCatalog(p peer.ID, since int64, entries []Entry) {
-	if p == s.h.ID() {
-		return
-	}
-	v := &s.remote
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	pc := v.peer(p)
-	pc.heard = v.tick()
-	next := make(map[cid.Cid]Entry, min(len(entries), maxEntriesPerPeer))
-	for c, e := range pc.entries { // announced during the pull: kept as is
-		if pc.stamps[c].recv > since {
-			next[c] = e
-		}
-	}
-	dropped := 0
-	for _, e := range entries {
-		if pc.stamps[e.CID].recv > since || pc.allRecv > since {
-			continue // a later announcement decides
-		}
-		if _, ok := next[e.CID]; !ok && len(next) >= maxEntriesPerPeer {
-			dropped++
-			continue
-		}
-		next[e.CID] = e
-	}
-	if dropped > 0 {
-		s.log.Warn("catalog: peer lists too many entries; extra ones ignored", "peer", p, "ignored", dropped, "max", maxEntriesPerPeer)
-	}
-	if entriesEqual(pc.entries, next) {
-		return
-	}
-	pc.entries = next
-	v.notifyLocked()
-}
-
-func entriesEqual(a, b map[cid.Cid]Entry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, x := range a {
-		y, ok := b[k]
-		if !ok || x.Name != y.Name || x.Size != y.Size || x.SHA256 != y.SHA256 ||
-			x.ChunkSize != y.ChunkSize || !x.Published.Equal(y.Published) {
-			return false
-		}
-	}
-	return true
-}
-
-// snapshot copies the remote entries, leaving our own ID out.
-func (s *Service) snapshot() map[peer.ID][]Entry {
-	v := &s.remote
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	out := make(map[peer.ID][]Entry, len(v.peers))
-	for p, pc := range v.peers {
-		if p == s.h.ID() || len(pc.entries) == 0 {
-			continue
-		}
-		es := make([]Entry, 0, len(pc.entries))
-		for _, e := range pc.entries {
-			es = append(es, e)
-		}
-		out[p] = es
-	}
-	return out
-}
-
-// merged is every remote CID with its providers, unsorted.
-func (s *Service) merged() map[cid.Cid]*Remote {
-	snap := s.snapshot()
-	online := make(map[peer.ID]bool, len(snap))
-	for p := range snap {
-		online[p] = s.online(p) // outside our locks: Online may take the peer table's
-	}
-	type claim struct {
-		ProviderInfo
-		e Entry
-	}
-	claims := make(map[cid.Cid][]claim)
-	for p, es := range snap {
-		for _, e := range es {
-			claims[e.CID] = append(claims[e.CID], claim{ProviderInfo{ID: p, Online: online[p], Name: e.Name}, e})
-		}
-	}
-	out := make(map[cid.Cid]*Remote, len(claims))
-	for c, cl := range claims {
-		slices.SortFunc(cl, func(a, b claim) int {
-			if a.Online != b.Online {
-				if a.Online {
-					return -1
-				}
-				return 1
-			}
-			return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(string(a.ID), string(b.ID)))
-		})
-		r := &Remote{Entry: cl[0].e}
-		for _, x := range cl {
-			r.Providers = append(r.Providers, x.ProviderInfo)
-		}
-		out[c] = r
-	}
-	return out
-}
-
-func sortRemotes(m map[cid.Cid]*Remote, keep func(*Remote) bool) []Remote {
-	out := make([]Remote, 0, len(m))
-	for _, r := range m {
-		if keep == nil || keep(r) {
-			out = append(out, *r)
-		}
-	}
-	slices.SortFunc(out, func(a, b Remote) int {
-		if c := strings.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		// Only on a tie: CID.String encodes base32 on every call.
-		return strings.Compare(a.CID.KeyString(), b.CID.KeyString())
-	})
-	return out
-}
-
-// Available lists what other peers publish, one Remote per CID, sorted by
-// name. Entries of offline providers stay, marked offline. Entries this
-// node itself publishes appear only if another peer publishes them too,
-// and never with this node as a provider.
-func (s *Service) Available() []Remote {
-	return sortRemotes(s.merged(), nil)
-}
-
-// Search returns the Available entries whose name (as any provider gave
-// it) contains text, case-insensitively, or whose CID starts with text.
-func (s *Service) Search(text string) []Remote {
-	lt := strings.ToLower(text)
-	return sortRemotes(s.merged(), func(r *Remote) bool {
-		if strings.HasPrefix(r.CID.String(), text) {
-			return true
-		}
-		for _, p := range r.Providers {
-			if strings.Contains(strings.ToLower(p.Name), lt) {
-				return true
-			}
-		}
-		return false
-	})
-}
-
-// Resolve finds what `get` should fetch. A CID string resolves to what
-// other peers publish under it, with this node added as a provider if it
-// publishes it too; a well-formed CID nobody announced gives a Remote that
-// carries only the CID and an error wrapping ErrNotFound, so a caller may
-// still look for providers on the DHT. Otherwise the argument is an exact
-// name given by some provider: no match wraps ErrNotFound, several CIDs
-// wrap ErrAmbiguous and list them.
-func (s *Service) Resolve(nameOrCID string) (Remote, error) {
-	m := s.merged()
-	if c, err := cid.Decode(nameOrCID); err == nil {
-		if err := manifest.CheckCID(c); err != nil {
-			return Remote{}, fmt.Errorf("resolve %q: %w", nameOrCID, err)
-		}
-		r, ok := m[c]
-		s.mu.Lock()
-		own := s.index[c]
-		var ownEntry Entry
-		if own != nil {
-			ownEntry = own.entry()
-		}
-		s.mu.Unlock()
-		if own != nil {
-			if !ok {
-				r = &Remote{Entry: ownEntry}
-			}
-			r.Providers = append(r.Providers, ProviderInfo{ID: s.h.ID(), Online: true, Name: ownEntry.Name})
-			ok = true
-		}
-		if ok {
-			return *r, nil
-		}
-		return Remote{Entry: Entry{CID: c}}, fmt.Errorf("resolve %s: %w: no peer has announced it", c, ErrNotFound)
-	}
-	matches := sortRemotes(m, func(r *Remote) bool {
-		for _, p := range r.Providers {
-			if p.Name == nameOrCID {
-				return true
-			}
-		}
-		return false
-	})
-	switch len(matches) {
-	case 0:
-		return Remote{}, fmt.Errorf("resolve %q: %w: no peer publishes that name or CID", nameOrCID, ErrNotFound)
-	case 1:
-		return matches[0], nil
-	}
-	var b strings.Builder
-	for _, r := range matches {
-		fmt.Fprintf(&b, "\n  %s  %d bytes  %d provider(s)", r.CID, r.Size, len(r.Providers))
-	}
-	return Remote{}, fmt.Errorf("resolve %q: %w: %d different files have that name; use a CID:%s",
-		nameOrCID, ErrAmbiguous, len(matches), b.String())
-}
-
-// Providers lists the peers known (from catalogs and announcements) to
-// publish c, online ones first; this node is never included.
-func (s *Service) Providers(c cid.Cid) []peer.ID {
-	r, ok := s.merged()[c]
-	if !ok {
-		return nil
-	}
-	out := make([]peer.ID, len(r.Providers))
-	for i, p := range r.Providers {
-		out[i] = p.ID
-	}
-	return out
 }

@@ -1,0 +1,465 @@
+package share
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+
+	"github.com/p2pshare/p2pshare/internal/manifest"
+	"github.com/p2pshare/p2pshare/internal/proto"
+)
+
+// LocalFile is a regular file in the share folder.
+type LocalFile struct {
+	Name      string
+	Size      int64
+	ModTime   time.Time
+	Published bool
+	CID       cid.Cid // cid.Undef if not published
+	// Changed: published, but the file on disk no longer matches what was
+	// hashed (size or modification time differ); publish it again.
+	Changed bool
+}
+
+// PublishResult is the outcome of publishing one name.
+type PublishResult struct {
+	Entry Entry
+	// Already: the same content (same CID) was already published; nothing
+	// changed. Entry is the existing entry (its name may differ).
+	Already bool
+}
+
+// Library is what this node publishes: the share folder, the published
+// index (kept in the datastore), Open for the fetch server, the catalog
+// server, the announcements of what it publishes and withdraws, and the
+// DHT provider records of its CIDs (provideQueue).
+type Library struct {
+	net       Network
+	ds        datastore.Batching
+	log       *slog.Logger
+	dir       string
+	chunkSize int
+	topic     Topic // nil: no announcements
+	provide   *provideQueue
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	tasks  tasks // announcement repeats, withdrawals of changed files
+
+	// opMu serialises changes of the index (publish, unpublish, marking a
+	// file changed) so that datastore and memory agree.
+	opMu     sync.Mutex
+	mu       sync.Mutex // guards index and annClock
+	index    map[cid.Cid]*record
+	annClock int64 // time of our last announcement
+}
+
+// newLibrary opens the share folder and the published index, serves the
+// catalog, and provides the published CIDs in the background. Close
+// stops everything it started.
+func newLibrary(ctx context.Context, cfg Config, log *slog.Logger, topic Topic) (*Library, error) {
+	dir, err := filepath.Abs(cfg.ShareDir)
+	if err != nil {
+		return nil, fmt.Errorf("share folder %s: %w", cfg.ShareDir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create share folder: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("share folder %s: not a directory (%v)", dir, err)
+	}
+	index, bad, err := loadIndex(ctx, cfg.Datastore)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range bad {
+		log.Warn("skipping broken published index record", "err", e)
+	}
+	l := &Library{
+		net:       cfg.Network,
+		ds:        cfg.Datastore,
+		log:       log,
+		dir:       dir,
+		chunkSize: cfg.ChunkSize,
+		topic:     topic,
+		index:     index,
+	}
+	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	var routing provider
+	if cfg.Routing != nil {
+		routing = cfg.Routing
+	}
+	l.provide = newProvideQueue(routing, cfg.ReprovideInterval, log, l.served, l.serves)
+	l.net.SetStreamHandler(proto.CatalogID, l.handleCatalog)
+	return l, nil
+}
+
+// Close stops serving the catalog, announcing and providing. The
+// datastore is left open (the caller owns it).
+func (l *Library) Close() error {
+	l.net.RemoveStreamHandler(proto.CatalogID)
+	l.cancel()
+	l.provide.Close()
+	l.tasks.Wait()
+	return nil
+}
+
+// served lists the published CIDs that are served (not changed on disk).
+func (l *Library) served() []cid.Cid {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []cid.Cid
+	for c, r := range l.index {
+		if !r.Changed {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// serves reports whether c is published and served.
+func (l *Library) serves(c cid.Cid) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.index[c]
+	return r != nil && !r.Changed
+}
+
+// publishedEntry is this node's entry for c, if it publishes c (even
+// changed on disk).
+func (l *Library) publishedEntry(c cid.Cid) (Entry, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.index[c]
+	if r == nil {
+		return Entry{}, false
+	}
+	return r.entry(), true
+}
+
+// ShareDir is the absolute path of the share folder.
+func (l *Library) ShareDir() string { return l.dir }
+
+// Files lists the regular files directly in the share folder. Hidden files
+// (temp files start with "."), subfolders, names CheckName refuses and
+// symlinks leading out of the folder are left out.
+func (l *Library) Files() ([]LocalFile, error) {
+	des, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list share folder %s: %w", l.dir, err)
+	}
+	l.mu.Lock()
+	byName := make(map[string]*record, len(l.index))
+	for _, r := range l.index {
+		byName[r.Name] = r
+	}
+	recs := make(map[string]record, len(byName))
+	for n, r := range byName {
+		recs[n] = *r
+	}
+	l.mu.Unlock()
+
+	var out []LocalFile
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasPrefix(name, ".") || CheckName(name) != nil {
+			continue
+		}
+		if de.IsDir() {
+			continue
+		}
+		fi, err := statShared(l.dir, name) // follows symlinks only inside the folder
+		if err != nil {
+			continue
+		}
+		lf := LocalFile{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}
+		if r, ok := recs[name]; ok {
+			lf.Published = true
+			lf.CID = r.cid
+			lf.Changed = r.Changed || r.Size != fi.Size() || r.ModTime != fi.ModTime().UnixNano()
+		}
+		out = append(out, lf)
+	}
+	slices.SortFunc(out, func(a, b LocalFile) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Publish hashes the named files of the share folder, records them in the
+// index, provides their CIDs on the DHT (in the background: a provide
+// failure never fails a publish; it is retried) and announces them.
+// Publishing a name whose content changed since its last publish withdraws
+// the old CID. Every name is tried; the results of those that succeeded
+// are returned together with an error joining the failures.
+func (l *Library) Publish(ctx context.Context, names ...string) ([]PublishResult, error) {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	var out []PublishResult
+	var errs []error
+	for _, name := range names {
+		res, err := l.publishOne(ctx, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("publish %q: %w", name, err))
+			continue
+		}
+		out = append(out, res)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, error) {
+	f, fi, err := openShared(l.dir, name)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	defer f.Close()
+	m, err := manifest.Build(ctx, f, fi.Size(), l.chunkSize)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	if fi2, err := f.Stat(); err != nil || fi2.Size() != fi.Size() || !fi2.ModTime().Equal(fi.ModTime()) {
+		return PublishResult{}, fmt.Errorf("file changed while it was being hashed; try again")
+	}
+	mb := m.Marshal()
+	c := manifest.CIDOf(mb)
+
+	l.mu.Lock()
+	existing := l.index[c]
+	var olds []*record
+	for oc, r := range l.index {
+		if r.Name == name && oc != c {
+			olds = append(olds, r)
+		}
+	}
+	if existing != nil && !existing.Changed {
+		e := existing.entry()
+		l.mu.Unlock()
+		return PublishResult{Entry: e, Already: true}, nil
+	}
+	l.mu.Unlock()
+
+	rec := &record{
+		CID:       c.String(),
+		Name:      name,
+		Size:      fi.Size(),
+		ModTime:   fi.ModTime().UnixNano(),
+		SHA256:    m.FileHash[:],
+		ChunkSize: m.ChunkSize,
+		Published: time.Now().Round(0).UTC(),
+		cid:       c,
+		m:         m,
+	}
+	var del []cid.Cid
+	for _, o := range olds {
+		del = append(del, o.cid)
+	}
+	if err := storeRecords(ctx, l.ds, []*record{rec}, map[cid.Cid][]byte{c: mb}, del); err != nil {
+		return PublishResult{}, err
+	}
+	l.mu.Lock()
+	l.index[c] = rec
+	for _, o := range olds {
+		delete(l.index, o.cid)
+	}
+	l.mu.Unlock()
+	l.provide.Dequeue(del...)
+	l.provide.Enqueue(c)
+	if len(olds) > 0 {
+		var oldEntries []Entry
+		for _, o := range olds {
+			oldEntries = append(oldEntries, o.entry())
+			l.log.Info("withdrew old version", "name", name, "cid", o.cid, "new", c)
+		}
+		l.announce(proto.Announcement_UNPUBLISH, oldEntries)
+	}
+	e := rec.entry()
+	l.announce(proto.Announcement_PUBLISH, []Entry{e})
+	l.log.Info("published", "name", name, "cid", c, "size", rec.Size)
+	return PublishResult{Entry: e}, nil
+}
+
+// Published lists this node's published entries, sorted by name,
+// including any whose file changed on disk (LocalFile.Changed): those stay
+// listed until published again or withdrawn, but are not served.
+func (l *Library) Published() []Entry {
+	l.mu.Lock()
+	out := make([]Entry, 0, len(l.index))
+	for _, r := range l.index {
+		out = append(out, r.entry())
+	}
+	l.mu.Unlock()
+	sortEntries(out)
+	return out
+}
+
+func sortEntries(es []Entry) {
+	slices.SortFunc(es, func(a, b Entry) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.CID.String(), b.CID.String()))
+	})
+}
+
+// Unpublish withdraws published entries given by name or CID: removed from
+// the index, no longer re-provided (DHT records cannot be withdrawn; they
+// expire), withdrawal announced. If any argument is not published, nothing
+// is withdrawn and the error (wrapping ErrNotPublished) names it.
+func (l *Library) Unpublish(ctx context.Context, namesOrCIDs ...string) ([]Entry, error) {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	l.mu.Lock()
+	sel := make(map[cid.Cid]*record)
+	var errs []error
+	for _, arg := range namesOrCIDs {
+		if c, err := cid.Decode(arg); err == nil {
+			if r, ok := l.index[c]; ok {
+				sel[c] = r
+				continue
+			}
+		}
+		found := false
+		for c, r := range l.index {
+			if r.Name == arg {
+				sel[c] = r
+				found = true
+			}
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("unpublish %q: %w (no published name or CID matches)", arg, ErrNotPublished))
+		}
+	}
+	l.mu.Unlock()
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return l.withdraw(ctx, sel, proto.Announcement_UNPUBLISH)
+}
+
+// UnpublishAll withdraws every published entry.
+func (l *Library) UnpublishAll(ctx context.Context) ([]Entry, error) {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	l.mu.Lock()
+	sel := make(map[cid.Cid]*record, len(l.index))
+	for c, r := range l.index {
+		sel[c] = r
+	}
+	l.mu.Unlock()
+	return l.withdraw(ctx, sel, proto.Announcement_UNPUBLISH_ALL)
+}
+
+// withdraw removes sel from the index and announces it. Callers hold opMu.
+func (l *Library) withdraw(ctx context.Context, sel map[cid.Cid]*record, kind proto.Announcement_Kind) ([]Entry, error) {
+	if len(sel) == 0 && kind != proto.Announcement_UNPUBLISH_ALL {
+		return nil, nil
+	}
+	var del []cid.Cid
+	var out []Entry
+	for c, r := range sel {
+		del = append(del, c)
+		out = append(out, r.entry())
+	}
+	if err := storeRecords(ctx, l.ds, nil, nil, del); err != nil {
+		return nil, fmt.Errorf("unpublish: %w", err)
+	}
+	l.mu.Lock()
+	for _, c := range del {
+		delete(l.index, c)
+	}
+	l.mu.Unlock()
+	l.provide.Dequeue(del...)
+	sortEntries(out)
+	if kind == proto.Announcement_UNPUBLISH_ALL {
+		l.announce(kind, nil)
+	} else {
+		l.announce(kind, out)
+	}
+	for _, e := range out {
+		l.log.Info("unpublished", "name", e.Name, "cid", e.CID)
+	}
+	return out, nil
+}
+
+// Open returns the manifest of a published CID and the file, opened for
+// reading, for the fetch protocol; the caller closes the file. It fails
+// with ErrNotPublished for CIDs this node does not publish, and with
+// ErrChanged when the file's size or modification time differ from when it
+// was hashed: the entry is then marked changed, withdrawn from peers and no
+// longer served under its old CID.
+//
+// The manifest was verified when the file was published (or when the index
+// was loaded) and is kept in memory: Open reads nothing but the file's
+// metadata. The manifest is shared; callers must not modify it.
+func (l *Library) Open(c cid.Cid) (*manifest.Manifest, *os.File, error) {
+	l.mu.Lock()
+	r, ok := l.index[c]
+	var rec record
+	if ok {
+		rec = *r
+	}
+	l.mu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("open %s: %w", c, ErrNotPublished)
+	}
+	if rec.Changed {
+		return nil, nil, fmt.Errorf("open %s (%q): %w", c, rec.Name, ErrChanged)
+	}
+	f, fi, err := openShared(l.dir, rec.Name)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadName) {
+			l.markChanged(c, r, "file is gone or no longer a regular file in the share folder")
+			return nil, nil, fmt.Errorf("open %s (%q): %w: %v", c, rec.Name, ErrChanged, err)
+		}
+		return nil, nil, fmt.Errorf("open %s (%q): %w", c, rec.Name, err)
+	}
+	if fi.Size() != rec.Size || fi.ModTime().UnixNano() != rec.ModTime {
+		f.Close()
+		l.markChanged(c, r, fmt.Sprintf("size %d -> %d, mtime %s -> %s", rec.Size, fi.Size(),
+			time.Unix(0, rec.ModTime).Format(time.RFC3339Nano), fi.ModTime().Format(time.RFC3339Nano)))
+		return nil, nil, fmt.Errorf("open %s (%q): %w", c, rec.Name, ErrChanged)
+	}
+	if rec.m == nil { // a Changed record loaded without its manifest: never served
+		f.Close()
+		return nil, nil, fmt.Errorf("open %s (%q): %w", c, rec.Name, ErrChanged)
+	}
+	return rec.m, f, nil
+}
+
+// markChanged marks r (at c) as changed at once in memory, so it is not
+// served again; persisting and announcing the withdrawal happen in the
+// background because Open must not wait for a publish holding opMu.
+func (l *Library) markChanged(c cid.Cid, r *record, why string) {
+	l.mu.Lock()
+	if l.index[c] != r || r.Changed {
+		l.mu.Unlock()
+		return
+	}
+	r.Changed = true
+	snapshot := *r
+	l.mu.Unlock()
+	l.log.Warn("published file changed on disk; no longer served under its old CID; publish it again",
+		"name", snapshot.Name, "cid", c, "change", why)
+	l.provide.Dequeue(c)
+	l.tasks.Go(func() {
+		l.opMu.Lock()
+		defer l.opMu.Unlock()
+		l.mu.Lock()
+		still := l.index[c] == r
+		l.mu.Unlock()
+		if !still {
+			return
+		}
+		if err := storeRecords(l.ctx, l.ds, []*record{&snapshot}, nil, nil); err != nil {
+			l.log.Warn("could not record changed file in the index", "name", snapshot.Name, "cid", c, "err", err)
+		}
+		l.announce(proto.Announcement_UNPUBLISH, []Entry{snapshot.entry()})
+	})
+}
