@@ -135,6 +135,9 @@ func fromWire(pe *proto.CatalogEntry) (Entry, error) {
 func (d *Directory) fetchCatalog(ctx context.Context, p peer.ID) (entries []Entry, bad int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, catalogTimeout)
 	defer cancel()
+	// A peer behind NAT may be reachable only through a relay until the
+	// hole punch: a catalog is small enough for a limited circuit.
+	ctx = network.WithAllowLimitedConn(ctx, "catalog")
 	st, err := d.net.NewStream(ctx, p, proto.CatalogID)
 	if err != nil {
 		return nil, 0, err
