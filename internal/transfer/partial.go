@@ -39,15 +39,14 @@ const (
 
 // partial is one download's on-disk state.
 type partial struct {
-	dir      string
-	c        cid.Cid
-	m        *manifest.Manifest
-	mbytes   []byte
-	name     string
-	data     *os.File
-	mu       sync.Mutex // serialises persist
-	resumed  int        // chunks found verified on disk when opened
-	lastSave []bool
+	dir     string
+	c       cid.Cid
+	m       *manifest.Manifest
+	mbytes  []byte
+	name    string
+	data    *os.File
+	mu      sync.Mutex // serialises persist
+	resumed int        // chunks found verified on disk when opened
 	// inMem: a download of at most one chunk held in memory (mem, written
 	// under mu) instead of a data file; no dir, no state, nothing on disk
 	// until getter.finish places it (see getter.fast).
@@ -324,7 +323,9 @@ func (p *partial) verifyChunks(todo func(yield func(int)), result func(i int, ok
 				b := buf[:p.m.ChunkLen(i)]
 				if _, err := p.data.ReadAt(b, p.m.ChunkOffset(i)); err != nil && !errors.Is(err, io.EOF) {
 					mu.Lock()
-					firstErr = cmpErr(firstErr, err)
+					if firstErr == nil {
+						firstErr = err
+					}
 					mu.Unlock()
 					continue
 				}
@@ -336,13 +337,6 @@ func (p *partial) verifyChunks(todo func(yield func(int)), result func(i int, ok
 	close(ch)
 	wg.Wait()
 	return firstErr
-}
-
-func cmpErr(old, err error) error {
-	if old != nil {
-		return old
-	}
-	return err
 }
 
 // persist records done as the verified chunks: data is fsynced first, so
@@ -358,11 +352,7 @@ func (p *partial) persist(done []bool) error {
 		return fmt.Errorf("sync partial data: %w", err)
 	}
 	dropCache(p.data)
-	if err := atomicfile.Write(filepath.Join(p.dir, stateName), encodeState(p.name, p.mbytes, done), 0o600); err != nil {
-		return err
-	}
-	p.lastSave = append(p.lastSave[:0], done...)
-	return nil
+	return atomicfile.Write(filepath.Join(p.dir, stateName), encodeState(p.name, p.mbytes, done), 0o600)
 }
 
 func (p *partial) close() error {
