@@ -68,6 +68,24 @@ func (p *partial) dataReader() io.ReaderAt {
 	return p.data
 }
 
+// sync fsyncs the data file (nothing to do in memory).
+func (p *partial) sync() error {
+	if p.inMem {
+		return nil
+	}
+	return p.data.Sync()
+}
+
+// setFinalMode gives the data file, once verified, the mode of a finished
+// file: 0644 (it is 0600 while assembled; a file held in memory is
+// written with 0644 when it is placed).
+func (p *partial) setFinalMode() error {
+	if p.inMem {
+		return nil
+	}
+	return p.data.Chmod(0o644)
+}
+
 // writeChunk stores verified chunk i.
 func (p *partial) writeChunk(i int, b []byte) error {
 	if p.inMem {
@@ -314,6 +332,7 @@ func (p *partial) verifyChunks(todo func(yield func(int)), result func(i int, ok
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
+	data := p.dataReader()
 	for range max(runtime.GOMAXPROCS(0), 1) {
 		wg.Add(1)
 		go func() {
@@ -321,7 +340,7 @@ func (p *partial) verifyChunks(todo func(yield func(int)), result func(i int, ok
 			buf := make([]byte, p.m.ChunkSize)
 			for i := range ch {
 				b := buf[:p.m.ChunkLen(i)]
-				if _, err := p.data.ReadAt(b, p.m.ChunkOffset(i)); err != nil && !errors.Is(err, io.EOF) {
+				if _, err := data.ReadAt(b, p.m.ChunkOffset(i)); err != nil && !errors.Is(err, io.EOF) {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
