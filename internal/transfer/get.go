@@ -19,13 +19,6 @@ import (
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
-// A Get, file by file: get.go is the API and the Get's course (open or
-// start the partial download, download rounds, finish or keep what was
-// verified); swarm.go the providers (which are fetching, which failed,
-// searching again with backoff); worker.go the fetching from one
-// provider; finish.go the whole-file check and the end of a Get;
-// place.go the placing of the finished file under a free name.
-
 // GetOptions tunes one download.
 type GetOptions struct {
 	Name   string    // file name to save as (from the catalog); default: the CID string
