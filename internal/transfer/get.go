@@ -75,7 +75,8 @@ type getter struct {
 	readyOnce    sync.Once
 	startAt      time.Time
 	fetched      atomic.Int64 // chunks fetched and verified
-	// Used only by the goroutine running Get.
+	// Written only by the goroutine running Get, before the workers start
+	// or after they have stopped.
 	resumed  int // chunks already verified on disk when it started
 	rechecks int // rounds of re-verifying the data file after a whole-file mismatch
 	// fast: no partial download of c was on disk when Get started, so a
