@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
 const copyBuf = 1 << 20
@@ -87,7 +89,7 @@ func tcpCopy(file, dir string) (time.Duration, int64, error) {
 	return d, st.Size(), errors.Join(serr, rerr)
 }
 
-const bareProto = protocol.ID("/p2pshare/bench/bare/1")
+const bareProto = proto.Prefix + "/bench/bare/1"
 
 // libp2pPair is two in-process hosts configured like internal/p2p's (TCP,
 // TLS then Noise, yamux, the same resource-manager limits), connected.

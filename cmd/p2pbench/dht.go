@@ -20,11 +20,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
 // cmdDHT starts n in-process hosts on 127.0.0.1 (TCP, TLS, yamux, bounded
 // resource and connection managers), each with a kad-dht in server mode
-// and the "/p2pshare" prefix, connects each to -degree random others,
+// and p2pshare's prefix (proto.Prefix), connects each to -degree random others,
 // refreshes every routing table once, then runs -lookups rounds: a random
 // node provides a fresh CID, and a node that neither holds the record nor
 // is connected to the provider looks it up.
@@ -60,7 +62,7 @@ func cmdDHT(args []string) error {
 			return fmt.Errorf("host %d: %w", i, err)
 		}
 		hosts[i] = h
-		d, err := dht.New(h, dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/p2pshare"), dht.DisableAutoRefresh())
+		d, err := dht.New(h, dht.Mode(dht.ModeServer), dht.ProtocolPrefix(proto.Prefix), dht.DisableAutoRefresh())
 		if err != nil {
 			return fmt.Errorf("dht %d: %w", i, err)
 		}

@@ -8,21 +8,17 @@ import (
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
+// Protocol IDs are internal/proto's: proto.Prefix is the DHT's protocol
+// prefix, and a peer that speaks any protocol under it is a p2pshare peer
+// and enters the peer table; proto.FetchID (internal/transfer) gets the
+// generous resource-manager limits of file transfers by default.
 const (
-	// ProtocolPrefix prefixes every p2pshare protocol ID, the DHT's included
-	// ("/p2pshare/kad/1.0.0"). A peer advertising any protocol with this
-	// prefix is a p2pshare peer and enters the peer table.
-	ProtocolPrefix = "/p2pshare"
-
 	// MDNSServiceName is the mDNS service p2pshare nodes announce and browse.
 	MDNSServiceName = "p2pshare"
-
-	// FetchProtocol is the file transfer protocol (implemented in
-	// internal/share). It is named here only to give it generous
-	// resource-manager limits; see newResourceManager.
-	FetchProtocol protocol.ID = ProtocolPrefix + "/fetch/1"
 
 	// DefaultKeepalive is the ping interval of the peer table, the refresh
 	// period of the original system's alive flags.
@@ -106,7 +102,7 @@ type Config struct {
 	RelayService RelayMode
 
 	// BulkProtocols get the generous stream-memory limits of file
-	// transfers; nil means []protocol.ID{FetchProtocol}.
+	// transfers; nil means []protocol.ID{proto.FetchID}.
 	BulkProtocols []protocol.ID
 }
 
@@ -130,7 +126,7 @@ func (c Config) withDefaults() Config {
 		c.RelayService = RelayAuto
 	}
 	if c.BulkProtocols == nil {
-		c.BulkProtocols = []protocol.ID{FetchProtocol}
+		c.BulkProtocols = []protocol.ID{proto.FetchID}
 	}
 	return c
 }

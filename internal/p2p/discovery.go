@@ -10,7 +10,7 @@ import (
 )
 
 // Which peers enter the table. A peer is recorded once identify shows it
-// speaks a protocol under ProtocolPrefix: every p2pshare node runs the DHT
+// speaks a protocol under proto.Prefix: every p2pshare node runs the DHT
 // in server mode, so "/p2pshare/kad/1.0.0" alone qualifies it, and the
 // share protocols count too. Plain libp2p peers (an IPFS node dialling a
 // public address, say) never enter it. Peers found by mDNS under

@@ -9,8 +9,9 @@ import (
 
 // Stream memory for file transfers. libp2p's defaults (16 MiB per stream,
 // 64 MiB per peer before scaling) stop yamux windows from growing under
-// load and throttle a fetch that runs several chunk streams in parallel to
-// the same peer; these are the limits p2pshare raises.
+// load and throttle a fetch stream, which carries chunks at full speed, and
+// the several ones a peer may have open at once (one per download and
+// provider); these are the limits p2pshare raises.
 const (
 	bulkStreamMemory        = 64 << 20  // one transfer stream
 	bulkPeerMemory          = 256 << 20 // all streams with one peer

@@ -33,6 +33,8 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
 // Names inside DataDir and key prefixes inside the datastore.
@@ -194,7 +196,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	default:
 		dhtOpts = append(dhtOpts,
 			dht.Mode(dht.ModeServer), // a LAN node has no public reachability: auto mode would stay a client
-			dht.ProtocolPrefix(ProtocolPrefix))
+			dht.ProtocolPrefix(proto.Prefix))
 	}
 	if len(bootstrap) > 0 {
 		dhtOpts = append(dhtOpts, dht.BootstrapPeers(bootstrap...))
@@ -297,7 +299,7 @@ func (n *Node) MDNSError() error { return n.mdnsErr }
 // Host returns the libp2p host.
 func (n *Node) Host() host.Host { return n.host }
 
-// DHT returns the Kademlia DHT (server mode, prefix "/p2pshare"). It is a
+// DHT returns the Kademlia DHT (server mode, prefix proto.Prefix). It is a
 // routing.ContentRouting: Provide and FindProvidersAsync.
 func (n *Node) DHT() *dht.IpfsDHT { return n.dht }
 
@@ -379,7 +381,7 @@ func (n *Node) knownAddrs(id peer.ID, fallback []multiaddr.Multiaddr) []multiadd
 // speaksP2PShare reports whether protos contains a p2pshare protocol.
 func speaksP2PShare(protos []protocol.ID) bool {
 	for _, p := range protos {
-		if strings.HasPrefix(string(p), ProtocolPrefix+"/") {
+		if strings.HasPrefix(string(p), string(proto.Prefix)+"/") {
 			return true
 		}
 	}

@@ -21,13 +21,21 @@ import (
 	gproto "google.golang.org/protobuf/proto"
 )
 
-// Protocol IDs. Versioned: an incompatible change gets a new number.
+// Protocol IDs, the one place they are spelled out. Versioned: an
+// incompatible change gets a new number.
 const (
-	CatalogID     protocol.ID = "/p2pshare/catalog/1"
-	FetchID       protocol.ID = "/p2pshare/fetch/1"
-	AnnounceTopic             = "/p2pshare/announce/1"
-	// DHTPrefix is the kad-dht protocol prefix (/p2pshare/kad/1.0.0).
-	DHTPrefix protocol.ID = "/p2pshare"
+	// Prefix starts every p2pshare protocol ID and is the kad-dht protocol
+	// prefix (the DHT speaks /p2pshare/kad/1.0.0). internal/p2p counts a
+	// peer that speaks any protocol under it as a p2pshare peer.
+	Prefix protocol.ID = "/p2pshare"
+
+	// CatalogID is the catalog protocol (internal/share).
+	CatalogID = Prefix + "/catalog/1"
+	// FetchID is the file transfer protocol (internal/transfer).
+	FetchID = Prefix + "/fetch/1"
+	// AnnounceTopic is the GossipSub topic of publish and unpublish
+	// announcements (internal/share).
+	AnnounceTopic = string(Prefix) + "/announce/1"
 )
 
 // Limits, checked before allocation.

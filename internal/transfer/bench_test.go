@@ -10,9 +10,9 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/p2pshare/p2pshare/internal/manifest"
+	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
 const benchSize = 64 << 20
@@ -80,7 +80,7 @@ func BenchmarkGet3Providers(b *testing.B) {
 // disk on the receiving side.
 func BenchmarkBareStream(b *testing.B) {
 	srvs, cli, c := benchNodes(b, 1)
-	const id = protocol.ID("/p2pshare/bench/bare")
+	const id = proto.Prefix + "/bench/bare"
 	path := srvs[0].src.files[c].path
 	srvs[0].h.SetStreamHandler(id, func(s network.Stream) {
 		defer s.Close()

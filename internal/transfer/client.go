@@ -50,7 +50,7 @@ type conn struct {
 	// a response was read on it during the current use.
 	reused, answered bool
 	// ctx is the context of the current use; inflight counts requests
-	// sent on it and not yet read (see spare).
+	// sent on it and not yet read (see keepable).
 	// watched is closed when the watcher of the current use has run.
 	ctx      context.Context
 	inflight atomic.Int32
@@ -58,22 +58,23 @@ type conn struct {
 }
 
 // arm starts a use of cn under ctx: when ctx ends, the stream is reset
-// (interrupting any read or write) unless it is spare.
+// (interrupting any read or write) unless it may be kept (keepable).
 func (cn *conn) arm(ctx context.Context) {
 	watched := make(chan struct{})
 	cn.ctx, cn.watched = ctx, watched
 	cn.stop = context.AfterFunc(ctx, func() {
 		defer close(watched)
-		if !spare(ctx, &cn.inflight) {
+		if !keepable(ctx, &cn.inflight) {
 			cn.st.Reset()
 		}
 	})
 }
 
-// spare: the use's ctx ended because the download completed (another
-// provider sent the last chunk) while nothing was in flight on the
-// stream, so it is in order and may be kept.
-func spare(ctx context.Context, inflight *atomic.Int32) bool {
+// keepable reports whether a stream whose use's ctx ended may still be
+// kept for the next download: the ctx ended because the download completed
+// (another provider sent the last chunk) while nothing was in flight on the
+// stream, so the stream is in order.
+func keepable(ctx context.Context, inflight *atomic.Int32) bool {
 	return errors.Is(context.Cause(ctx), errWorkDone) && inflight.Load() == 0
 }
 

@@ -39,15 +39,14 @@ const (
 
 // partial is one download's on-disk state.
 type partial struct {
-	dir      string
-	c        cid.Cid
-	m        *manifest.Manifest
-	mbytes   []byte
-	name     string
-	data     *os.File
-	mu       sync.Mutex // serialises persist
-	resumed  int        // chunks found verified on disk when opened
-	lastSave []bool
+	dir     string
+	c       cid.Cid
+	m       *manifest.Manifest
+	mbytes  []byte
+	name    string
+	data    *os.File
+	mu      sync.Mutex // serialises persist
+	resumed int        // chunks found verified on disk when opened
 	// inMem: a download of at most one chunk held in memory (mem, written
 	// under mu) instead of a data file; no dir, no state, nothing on disk
 	// until getter.finish places it (see getter.fast).
@@ -67,6 +66,24 @@ func (p *partial) dataReader() io.ReaderAt {
 		return bytes.NewReader(p.mem)
 	}
 	return p.data
+}
+
+// sync fsyncs the data file (nothing to do in memory).
+func (p *partial) sync() error {
+	if p.inMem {
+		return nil
+	}
+	return p.data.Sync()
+}
+
+// setFinalMode gives the data file, once verified, the mode of a finished
+// file: 0644 (it is 0600 while assembled; a file held in memory is
+// written with 0644 when it is placed).
+func (p *partial) setFinalMode() error {
+	if p.inMem {
+		return nil
+	}
+	return p.data.Chmod(0o644)
 }
 
 // writeChunk stores verified chunk i.
@@ -315,6 +332,7 @@ func (p *partial) verifyChunks(todo func(yield func(int)), result func(i int, ok
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
+	data := p.dataReader()
 	for range max(runtime.GOMAXPROCS(0), 1) {
 		wg.Add(1)
 		go func() {
@@ -322,9 +340,11 @@ func (p *partial) verifyChunks(todo func(yield func(int)), result func(i int, ok
 			buf := make([]byte, p.m.ChunkSize)
 			for i := range ch {
 				b := buf[:p.m.ChunkLen(i)]
-				if _, err := p.data.ReadAt(b, p.m.ChunkOffset(i)); err != nil && !errors.Is(err, io.EOF) {
+				if _, err := data.ReadAt(b, p.m.ChunkOffset(i)); err != nil && !errors.Is(err, io.EOF) {
 					mu.Lock()
-					firstErr = cmpErr(firstErr, err)
+					if firstErr == nil {
+						firstErr = err
+					}
 					mu.Unlock()
 					continue
 				}
@@ -336,13 +356,6 @@ func (p *partial) verifyChunks(todo func(yield func(int)), result func(i int, ok
 	close(ch)
 	wg.Wait()
 	return firstErr
-}
-
-func cmpErr(old, err error) error {
-	if old != nil {
-		return old
-	}
-	return err
 }
 
 // persist records done as the verified chunks: data is fsynced first, so
@@ -358,11 +371,7 @@ func (p *partial) persist(done []bool) error {
 		return fmt.Errorf("sync partial data: %w", err)
 	}
 	dropCache(p.data)
-	if err := atomicfile.Write(filepath.Join(p.dir, stateName), encodeState(p.name, p.mbytes, done), 0o600); err != nil {
-		return err
-	}
-	p.lastSave = append(p.lastSave[:0], done...)
-	return nil
+	return atomicfile.Write(filepath.Join(p.dir, stateName), encodeState(p.name, p.mbytes, done), 0o600)
 }
 
 func (p *partial) close() error {

@@ -72,9 +72,9 @@ func (s *Service) takeIdle(p peer.ID) *conn {
 func (s *Service) keep(cn *conn) {
 	if !cn.stop() {
 		// ctx ended: wait for the watcher, which resets the stream unless
-		// it is spare.
+		// it is keepable.
 		<-cn.watched
-		if !spare(cn.ctx, &cn.inflight) {
+		if !keepable(cn.ctx, &cn.inflight) {
 			return
 		}
 	}

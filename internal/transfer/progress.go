@@ -55,14 +55,9 @@ func (g *getter) report(samples *[]sample, final bool) {
 	if g.part != nil {
 		total = g.part.m.Size
 	}
-	active := 0
-	for _, ps := range g.provs {
-		if ps.status == pActive {
-			active++
-		}
-	}
 	name := g.name
 	g.mu.Unlock()
+	active := len(g.swarm.fetching())
 	if sc != nil {
 		_, done = sc.progress()
 	}

@@ -28,18 +28,23 @@ type scheduler struct {
 	requeue   [][2]int // ranges given back, handed out again before the cursor moves
 	active    map[*request]struct{}
 	changed   chan struct{} // closed and replaced on every change
+	allDone   chan struct{} // closed once every chunk is done
 	doneBytes int64
 	chunkLen  func(i int) int
 }
 
 func newScheduler(done []bool, perReq int, chunkLen func(int) int) *scheduler {
 	s := &scheduler{n: len(done), perReq: perReq, done: done, inflight: make([]uint8, len(done)),
-		active: make(map[*request]struct{}), changed: make(chan struct{}), chunkLen: chunkLen}
+		active: make(map[*request]struct{}), changed: make(chan struct{}), allDone: make(chan struct{}),
+		chunkLen: chunkLen}
 	for i, d := range done {
 		if d {
 			s.ndone++
 			s.doneBytes += int64(chunkLen(i))
 		}
+	}
+	if s.ndone == s.n {
+		close(s.allDone)
 	}
 	return s
 }
@@ -55,6 +60,9 @@ func (s *scheduler) wait() <-chan struct{} {
 	defer s.mu.Unlock()
 	return s.changed
 }
+
+// completed returns a channel closed once every chunk is done.
+func (s *scheduler) completed() <-chan struct{} { return s.allDone }
 
 func (s *scheduler) complete() bool {
 	s.mu.Lock()
@@ -164,6 +172,7 @@ func (s *scheduler) markDone(i int) bool {
 	s.ndone++
 	s.doneBytes += int64(s.chunkLen(i))
 	if s.ndone == s.n {
+		close(s.allDone)
 		s.notify()
 	}
 	return true

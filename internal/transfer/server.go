@@ -17,9 +17,9 @@ import (
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
-// errVerify is a published file whose size or mtime changed while it was
-// being served.
-var errVerify = errors.New("file changed on disk")
+// errChanged: a published file's size or mtime changed while it was being
+// served.
+var errChanged = errors.New("file changed on disk")
 
 // handle serves one fetch stream: handshake, then requests in order until
 // the fetcher closes its side. Any error resets the stream.
@@ -233,7 +233,7 @@ func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, 
 			return err
 		}
 		if fi.Size() != m.Size || fi.Size() != size || !fi.ModTime().Equal(mtime) {
-			return errVerify
+			return errChanged
 		}
 		return nil
 	}
@@ -241,7 +241,7 @@ func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, 
 		b := buf[:m.ChunkLen(i)]
 		if _, err := f.ReadAt(b, m.ChunkOffset(i)); err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil, errVerify // the file shrank
+				return nil, errChanged // the file shrank
 			}
 			return nil, err
 		}
@@ -255,7 +255,7 @@ func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, 
 	}
 	b, err := read(first)
 	if err != nil {
-		if errors.Is(err, errVerify) {
+		if errors.Is(err, errChanged) {
 			v.s.log.Warn("published file changed on disk; not serving it", "cid", c, "chunk", first)
 			return v.respond(proto.FetchResponse_CHANGED, "file changed since it was published", 0)
 		}
@@ -276,7 +276,7 @@ func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, 
 	for i := first; i < first+count; i++ {
 		if i > first {
 			if b, err = read(i); err != nil {
-				if errors.Is(err, errVerify) {
+				if errors.Is(err, errChanged) {
 					v.s.log.Warn("published file changed on disk; not serving it", "cid", c, "chunk", i)
 				}
 				return fmt.Errorf("chunk %d: %w", i, err)

@@ -1,14 +1,27 @@
-// Package transfer is p2pshare's file transfer: the /p2pshare/fetch/1
-// protocol server, which serves the chunks of published files, and the
-// fetcher, which downloads a content ID from several providers at once,
-// verifies every chunk against the manifest before it is kept, survives
-// providers that vanish or misbehave, and resumes interrupted downloads
-// from their on-disk state.
+// Package transfer is p2pshare's file transfer: the fetch protocol
+// (proto.FetchID) server, which serves the manifests and chunks of
+// published files, and the fetcher, which downloads a content ID from
+// several providers at once, verifies every chunk against the manifest
+// before it is kept, survives providers that vanish or misbehave, and
+// resumes interrupted downloads from their on-disk state. A file of at
+// most one chunk is fetched into memory and written once, into place; it
+// reaches the disk as a partial download only if interrupted.
 //
 // Every file byte crosses the network inside an internal/bbsaes sealed
-// stream. The package does not find providers (Finder does: DHT and
-// announcements, wired by cmd/node) and does not decide what is published
-// (Source does: internal/share).
+// stream. The package does not find providers (Finder does: announcements,
+// catalogs and the DHT, wired by internal/node) and does not decide what
+// is published (Source does: internal/share).
+//
+// The fetcher, file by file: get.go is Get and the course of one download
+// (open or start the partial download, download, finish, or keep what was
+// verified); swarm.go the providers of a download (which are fetching,
+// which failed or sent bad data, asking the Finder again with backoff);
+// worker.go the fetching from one provider over one stream; sched.go which
+// chunk ranges are asked of whom; partial.go the on-disk state;
+// filehash.go the whole-file hash; finish.go the whole-file check and the
+// end of a Get; place.go putting the file under a free name. The server is
+// server.go; client.go and pool.go are the fetcher's end of a stream and
+// the streams kept between downloads.
 //
 // Wire protocol, on one libp2p stream per provider (kept idle for the next
 // download from that provider, up to 30 s; see pool.go): the fetcher runs

@@ -12,6 +12,23 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
+// Transfer states in Info.State.
+const (
+	StateRunning = "running"
+	StatePaused  = "paused"
+	StateWaiting = "waiting for providers"
+)
+
+// Info describes a running or paused download.
+type Info struct {
+	CID         cid.Cid
+	Name        string
+	Total, Done int64
+	Rate        float64
+	Providers   []peer.ID
+	State       string
+}
+
 // Transfers lists running downloads and paused ones (partial downloads on
 // disk that no Get is running).
 func (s *Service) Transfers() []Info {
@@ -52,19 +69,12 @@ func (s *Service) Transfers() []Info {
 func (g *getter) info() Info {
 	sc := g.getSched()
 	g.mu.Lock()
-	in := Info{CID: g.c, Name: g.name, Rate: g.rate, State: g.currentState()}
+	in := Info{CID: g.c, Name: g.name, Rate: g.rate, State: g.swarm.state()}
 	if g.part != nil {
 		in.Total = g.part.m.Size
 	}
-	var ps []peer.ID
-	for id, p := range g.provs {
-		if p.status == pActive {
-			ps = append(ps, id)
-		}
-	}
 	g.mu.Unlock()
-	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-	in.Providers = ps
+	in.Providers = g.swarm.fetching()
 	if sc != nil {
 		_, in.Done = sc.progress()
 	}
@@ -121,12 +131,9 @@ func (s *Service) Retry() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, g := range s.gets {
-		if g.currentState() != StateWaiting {
+		if g.swarm.state() != StateWaiting {
 			continue // it has providers; a returning one joins through the Finder
 		}
-		select {
-		case g.wake <- struct{}{}:
-		default:
-		}
+		g.swarm.searchNow()
 	}
 }

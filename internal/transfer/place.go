@@ -131,6 +131,16 @@ func copyToTemp(src, dir string) (string, error) {
 	return out.Name(), nil
 }
 
+// placeAt places the finished file of p at dst, as place does: the data
+// file is linked; a file held in memory is written to a temporary file
+// first (placeData).
+func (p *partial) placeAt(dst string, exact bool) (string, error) {
+	if p.inMem {
+		return placeData(p.mem, dst, exact)
+	}
+	return place(filepath.Join(p.dir, dataName), dst, exact)
+}
+
 // placeData places a file whose content is b, as place does: b is written
 // to a new temporary file in dst's directory (fsynced, mode 0644), which is
 // linked under the first free name and removed. Until the link, nothing
