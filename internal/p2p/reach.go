@@ -396,11 +396,28 @@ func (n *Node) Reach(ctx context.Context, ai peer.AddrInfo) (context.Context, er
 			why += ": " + shortErr(r.Error)
 		}
 	}
-	return ctx, fmt.Errorf("peer %s: %w (%s); what helps: a port mapping on either router "+
+	return ctx, &UnreachableError{Peer: ai.ID, Why: why}
+}
+
+// UnreachableError says a peer can be reached only through a limited
+// relay: which peer, why the direct upgrade failed, and what would help.
+type UnreachableError struct {
+	Peer peer.ID
+	Why  string
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("peer %s: %v (%s); what helps: a port mapping on either router "+
 		"(UPnP/NAT-PMP, or a forwarded port), a node on a public address, or a relay that carries "+
 		"transfers (--relay-service unlimited on a node both can reach, given to both with --relay)",
-		ai.ID, ErrOnlyLimitedRelay, why)
+		e.Peer, ErrOnlyLimitedRelay, e.Why)
 }
+
+// Unwrap makes errors.Is(err, ErrOnlyLimitedRelay) hold.
+func (e *UnreachableError) Unwrap() error { return ErrOnlyLimitedRelay }
+
+// Unreachable tells internal/transfer not to wait for this peer.
+func (e *UnreachableError) Unreachable() bool { return true }
 
 // waitDirect waits up to d for a direct connection to id.
 func (n *Node) waitDirect(ctx context.Context, id peer.ID, d time.Duration) error {

@@ -24,10 +24,52 @@ type GetOptions struct {
 	Name   string    // file name to save as (from the catalog); default: the CID string
 	Output string    // explicit path; it must not exist (ErrExists), never overwritten
 	From   []peer.ID // only these providers
+	// Hints are providers to try first, with their addresses (a ticket's
+	// publisher); the Finder is asked as well.
+	Hints []peer.AddrInfo
+	// Expect, if set, is what the catalogue or ticket said the file is:
+	// a manifest that disagrees is refused before anything is allocated.
+	Expect *Expect
 	// Progress is called about every 100 ms and once at the end, from one
 	// goroutine, never after Get returned. It must not call Cancel for
 	// the same CID (Cancel waits for Get); cancel Get's ctx instead.
 	Progress func(Progress)
+}
+
+// Expect is what a catalogue entry or a ticket says a CID's file is.
+type Expect struct {
+	Size   int64
+	SHA256 [32]byte
+	Source string // "ticket", "catalogue": for the error message
+}
+
+// ErrMismatch says the manifest behind a CID is not the file the
+// catalogue or ticket described.
+var ErrMismatch = errors.New("the file behind this CID is not the one described")
+
+// check compares a verified manifest with what was expected.
+func (e *Expect) check(m *manifest.Manifest) error {
+	if e == nil {
+		return nil
+	}
+	if m.Size != e.Size {
+		return fmt.Errorf("%w: the %s says %d bytes, the manifest %d bytes; refused", ErrMismatch, e.Source, e.Size, m.Size)
+	}
+	if m.FileHash != manifest.Hash(e.SHA256) {
+		return fmt.Errorf("%w: the %s's SHA-256 differs from the manifest's; refused", ErrMismatch, e.Source)
+	}
+	return nil
+}
+
+// unreachable is implemented by the errors Config.Reach returns when a
+// provider cannot carry file bytes at all (reachable only through a
+// limited relay, say): unlike a lost provider it is not worth waiting for,
+// so a Get whose every provider is unreachable fails with the reason.
+type unreachable interface{ Unreachable() bool }
+
+func isUnreachable(err error) bool {
+	var u unreachable
+	return errors.As(err, &u) && u.Unreachable()
 }
 
 // Progress is a snapshot of a running download.
@@ -267,6 +309,9 @@ func (g *getter) ensureManifest(ctx context.Context, cn *conn) error {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	cn.done()
+	if err := g.opt.Expect.check(m); err != nil {
+		return &fatalError{fmt.Errorf("transfer %s: %w", g.c, err)}
+	}
 	var p *partial
 	if g.fast && len(m.Chunks) <= 1 {
 		p = newMemPartial(g.c, m, mb, g.name)

@@ -54,9 +54,10 @@ type swarm struct {
 
 // pstate is what a Get knows about one provider.
 type pstate struct {
-	ai     peer.AddrInfo
-	status int
-	served int // verified chunks
+	ai      peer.AddrInfo
+	status  int
+	served  int   // verified chunks
+	lastErr error // why its last worker ended
 }
 
 // Provider states.
@@ -104,6 +105,9 @@ func (s *swarm) run() error {
 		}
 		s.startWorkers()
 		if s.active == 0 && len(s.pending) == 0 && !s.searching {
+			if err := s.allUnreachable(); err != nil {
+				return err
+			}
 			s.searchLater()
 		}
 		var ev event
@@ -258,7 +262,34 @@ func (s *swarm) workerEnded(ev workerEnded) error {
 		s.setStatus(ev.p, pFailed)
 		s.g.log().Info("provider lost", "peer", ev.p, "err", ev.err)
 	}
+	if ev.err != nil {
+		s.mu.Lock()
+		s.provs[ev.p].lastErr = ev.err
+		s.mu.Unlock()
+	}
 	return nil
+}
+
+// allUnreachable returns an error when every provider found so far
+// failed because it cannot carry file bytes (Config.Reach said so):
+// waiting would hang silently, so the Get ends with the reason.
+func (s *swarm) allUnreachable() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, ps := range s.provs {
+		switch {
+		case ps.status == pBad:
+			continue
+		case ps.status != pFailed || !isUnreachable(ps.lastErr):
+			return nil
+		}
+		errs = append(errs, ps.lastErr)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &fatalError{fmt.Errorf("%w: no provider can carry the file: %w", ErrNoProviders, errors.Join(errs...))}
 }
 
 func (s *swarm) setStatus(p peer.ID, status int) {
@@ -276,6 +307,11 @@ func (s *swarm) search() {
 	s.searching = true
 	s.tasks.Go(func() {
 		defer s.send(searchEnded{})
+		for _, ai := range s.g.opt.Hints {
+			if !s.send(providerFound{ai}) {
+				return
+			}
+		}
 		finder := s.g.s.cfg.Finder
 		if finder == nil {
 			return
