@@ -264,9 +264,6 @@ build_lab() {
 	command -v nft >/dev/null || die "nft (nftables) is not installed"
 	local n
 	for n in "${LAB_NAMES[@]}"; do
-		[[ ! -e /run/netns/$(ns "$n") ]] || die "a lab with prefix '$PREFIX' already exists"
-	done
-	for n in "${LAB_NAMES[@]}"; do
 		add_ns "$n"
 	done
 	# The internet: a bridge in its own namespace; its address is the ISP
@@ -384,8 +381,9 @@ EOF
 }
 
 now_ms() {
-	local t=$EPOCHREALTIME
-	echo $((${t%.*} * 1000 + 10#${t#*.} / 1000))
+	# EPOCHREALTIME has six decimals; its separator depends on the locale.
+	local us=${EPOCHREALTIME//[!0-9]/}
+	echo $((us / 1000))
 }
 
 # up builds a lab and checks it; if either fails (die, or a failing command
@@ -393,8 +391,11 @@ now_ms() {
 # bash ignores set -e inside a function called as a condition.)
 up() {
 	require_sandbox
-	local t0
+	local t0 n
 	t0=$(now_ms)
+	for n in "${LAB_NAMES[@]}"; do
+		[[ ! -e /run/netns/$(ns "$n") ]] || die "a lab with prefix '$PREFIX' already exists"
+	done
 	trap teardown EXIT
 	build_lab
 	verify_isolation

@@ -18,6 +18,12 @@
 //		...
 //	}
 //
+// A TestMain that needs its own set-up inside the sandbox (say, multicast on
+// the sandbox's loopback, as cmd/node's end-to-end tests want) runs itself
+// through SandboxCommand instead of calling Main; the sandbox sets
+// NATLAB_SANDBOX=1 (see InSandbox) so the re-executed binary knows where it
+// is. Labs are independent, so tests that use them may run in parallel.
+//
 // A program started by `scripts/nat-lab.sh -- CMD` finds its lab with
 // FromEnv instead. Nothing here touches the machine's real network: the lab's
 // addresses exist only on its veth links, and the script refuses to build a
@@ -130,7 +136,7 @@ func Main(m *testing.M) {
 		if errors.As(err, &ee) && ee.ExitCode() > 0 {
 			os.Exit(ee.ExitCode())
 		}
-		fmt.Fprintf(os.Stderr, "FAIL: natlab: cannot run the tests in a lab sandbox: %v\n", err)
+		fmt.Fprintf(os.Stderr, "FAIL: natlab: the tests in a lab sandbox did not run to the end: %v\n", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
