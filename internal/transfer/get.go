@@ -52,6 +52,10 @@ type Result struct {
 	Fetched   int       // chunks fetched and verified by this Get
 	Resumed   int       // chunks already verified on disk when it started
 	Bad       []peer.ID // providers dropped for sending bad data
+
+	// FetchedBytes is what the Fetched chunks hold: the bytes this Get
+	// moved, for its rate (a resumed download already had the others).
+	FetchedBytes int64
 }
 
 // Transfer states in Info.State.
@@ -120,6 +124,7 @@ type getter struct {
 	sched     *scheduler
 	rate      float64
 	fetched   atomic.Int64 // chunks
+	fetchedB  atomic.Int64 // bytes of those chunks
 	mfrom     peer.ID      // provider of the manifest
 	startAt   time.Time
 	resumed   int
@@ -683,6 +688,7 @@ func (g *getter) store(from peer.ID, p *partial, sc *scheduler, fh *fileHasher, 
 	if sc.markDone(i) {
 		fh.add(i, b)
 		g.fetched.Add(1)
+		g.fetchedB.Add(int64(len(b)))
 		g.mu.Lock()
 		g.provs[from].served++
 		g.mu.Unlock()
@@ -841,6 +847,7 @@ func (g *getter) result(p *partial, final string) *Result {
 	res := &Result{
 		Path: final, Size: p.m.Size, SHA256: p.m.FileHash, CID: g.c,
 		Duration: time.Since(g.startAt), Fetched: int(g.fetched.Load()), Resumed: g.resumed,
+		FetchedBytes: g.fetchedB.Load(),
 	}
 	g.mu.Lock()
 	for id, ps := range g.provs {
