@@ -100,38 +100,37 @@ func isAmbiguous(err error) bool {
 	return errors.As(err, &a)
 }
 
-// resolveCID reads s as a full CID, or else as the unique prefix of one
-// of known.
+// resolveCID reads s as the unique prefix of one of known (a whole CID is
+// its own prefix), or else as a full CID.
 func resolveCID(s string, known []cid.Cid) (cid.Cid, error) {
-	if c, err := cid.Decode(s); err == nil {
+	full, err := matchPrefix("CID", s, cidStrings(known))
+	if err == nil {
+		return cid.Decode(full)
+	}
+	if c, derr := cid.Decode(s); derr == nil && !isAmbiguous(err) {
 		return c, nil
 	}
-	strs := make([]string, len(known))
-	for i, c := range known {
-		strs[i] = c.String()
-	}
-	full, err := matchPrefix("CID", s, strs)
-	if err != nil {
-		return cid.Undef, err
-	}
-	return cid.Decode(full)
+	return cid.Undef, err
 }
 
-// resolvePeer reads s as a full peer ID, or else as the unique prefix of
-// one of known.
+// minFullPeerID is the length of the shortest peer ID in text (an RSA
+// key's "Qm..." hash): peer.Decode accepts some shorter strings, such as
+// a 12-character prefix, as IDs of their own.
+const minFullPeerID = 46
+
+// resolvePeer reads s as the unique prefix of one of known, or else as a
+// full peer ID.
 func resolvePeer(s string, known []peer.ID) (peer.ID, error) {
-	if id, err := peer.Decode(s); err == nil {
-		return id, nil
+	full, err := matchPrefix("peer", s, peerStrings(known))
+	if err == nil {
+		return peer.Decode(full)
 	}
-	strs := make([]string, len(known))
-	for i, id := range known {
-		strs[i] = id.String()
+	if len(s) >= minFullPeerID && !isAmbiguous(err) {
+		if id, derr := peer.Decode(s); derr == nil {
+			return id, nil
+		}
 	}
-	full, err := matchPrefix("peer", s, strs)
-	if err != nil {
-		return "", err
-	}
-	return peer.Decode(full)
+	return "", err
 }
 
 func cidStrings(cs []cid.Cid) []string {

@@ -22,6 +22,7 @@ type progressBar struct {
 	mu        sync.Mutex
 	out       io.Writer // the command's output, for messages
 	draw      io.Writer // the terminal the bar is drawn on; nil: no bar
+	cols      int       // its width, if it cannot tell (not a terminal)
 	name      string
 	p         *mpb.Progress
 	bar       *mpb.Bar
@@ -46,17 +47,21 @@ func (c *call) progress(id cid.Cid, name string) *progressBar {
 		// the line editor's writer; no prompt is shown while a command runs.
 		draw = c.r.tty
 	}
-	return newProgressBar(c.out, draw, id, name)
+	return newProgressBar(c.out, draw, c.r.width(), id, name)
 }
 
-func newProgressBar(out, draw io.Writer, id cid.Cid, name string) *progressBar {
+// maxBarName is the room for the file name on the bar: with the counters,
+// rate, ETA and providers, a bar of some length still fits in 80 columns.
+const maxBarName = 16
+
+func newProgressBar(out, draw io.Writer, cols int, id cid.Cid, name string) *progressBar {
 	if name == "" {
 		name = id.String()
 	}
-	if r := []rune(name); len(r) > 24 {
-		name = string(r[:23]) + "…"
+	if r := []rune(name); len(r) > maxBarName {
+		name = string(r[:maxBarName-1]) + "…"
 	}
-	pb := &progressBar{out: out, draw: draw, name: name, start: time.Now()}
+	pb := &progressBar{out: out, draw: draw, cols: cols, name: name, start: time.Now()}
 	// Progress starts with the manifest: until then, say what is going on
 	// if it takes a while.
 	pb.timer = time.AfterFunc(waitingAfter, func() {
@@ -72,8 +77,8 @@ func newProgressBar(out, draw io.Writer, id cid.Cid, name string) *progressBar {
 
 // newBar starts drawing; pb.mu is held.
 func (pb *progressBar) newBar(total int64) {
-	pb.p = mpb.New(mpb.WithOutput(pb.draw), mpb.WithWidth(40), mpb.WithAutoRefresh())
-	pb.bar = pb.p.New(total, mpb.BarStyle(),
+	pb.p = mpb.New(mpb.WithOutput(pb.draw), mpb.WithWidth(pb.cols), mpb.WithAutoRefresh())
+	pb.bar = pb.p.New(total, mpb.BarStyle(), mpb.BarWidth(40),
 		mpb.PrependDecorators(decor.Name(pb.name, decor.WCSyncSpaceR), decor.Counters(decor.SizeB1024(0), "% .1f / % .1f")),
 		mpb.AppendDecorators(
 			decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30), decor.Name(" "),
