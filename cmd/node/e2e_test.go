@@ -72,6 +72,8 @@ type proc struct {
 	lines chan string
 	done  chan struct{}
 	seq   int
+	// failed: a command printed an error, so the process must exit 1.
+	failed bool
 }
 
 func startProc(t *testing.T, name, data string, extra ...string) *proc {
@@ -138,8 +140,11 @@ func (p *proc) run(cmdline string, allowErr bool) string {
 		case l := <-p.lines:
 			if l == mark {
 				s := strings.Join(out, "\n")
-				if !allowErr && strings.Contains(s, "error:") {
-					p.t.Fatalf("%s> %s\n%s", p.name, cmdline, s)
+				if strings.Contains(s, "error:") {
+					if !allowErr {
+						p.t.Fatalf("%s> %s\n%s", p.name, cmdline, s)
+					}
+					p.failed = true
 				}
 				return s
 			}
@@ -163,6 +168,8 @@ func (p *proc) id() string {
 	return m[1]
 }
 
+// quit ends the process and checks its exit status: 1 if a command
+// failed (piped mode tells scripts so), else 0.
 func (p *proc) quit() {
 	p.t.Helper()
 	fmt.Fprintf(p.stdin, "quit\n")
@@ -171,8 +178,13 @@ func (p *proc) quit() {
 	case <-time.After(30 * time.Second):
 		p.t.Fatalf("%s did not quit", p.name)
 	}
-	if err := p.cmd.Wait(); err != nil {
-		p.t.Fatalf("%s exited with %v", p.name, err)
+	err := p.cmd.Wait()
+	want := 0
+	if p.failed {
+		want = 1
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != want {
+		p.t.Fatalf("%s exited with %v; want status %d", p.name, err, want)
 	}
 }
 
@@ -262,7 +274,7 @@ func TestEndToEnd(t *testing.T) {
 	ps[2].quit()
 	ps[0].do("wait offline " + id3 + " --timeout 60s")
 	ps[1].do("wait offline " + id3 + " --timeout 60s")
-	if out := ps[0].do("peers"); !regexp.MustCompile(regexp.QuoteMeta(id3) + `\s+offline`).MatchString(out) {
+	if out := ps[0].do("peers --wide"); !regexp.MustCompile(regexp.QuoteMeta(id3) + `\s+offline`).MatchString(out) {
 		t.Fatalf("peers after stop: %q", out)
 	}
 	p3 := startProc(t, "node3-restarted", filepath.Join(root, "node3"))
@@ -272,7 +284,7 @@ func TestEndToEnd(t *testing.T) {
 	if out := p3.do("published"); !strings.Contains(out, "three.bin") {
 		t.Fatalf("published index lost across restart: %q", out)
 	}
-	if out := p3.do("peers"); !strings.Contains(out, id1) || !strings.Contains(out, id2) {
+	if out := p3.do("peers --wide"); !strings.Contains(out, id1) || !strings.Contains(out, id2) {
 		t.Fatalf("peer table lost across restart: %q", out)
 	}
 	ps[0].do("wait online " + id3 + " --timeout 60s")

@@ -191,6 +191,23 @@ func TestResumeAfterFetcherKill9(t *testing.T) {
 	if resumed == 0 || resumed+fetched != chunks {
 		t.Fatalf("resumed %d + fetched %d, want > 0 resumed and %d in all", resumed, fetched, chunks)
 	}
+	// The rate counts the bytes this get moved, not the whole file: the
+	// fetched chunks are 1 MiB but perhaps the last (999 bytes).
+	sm := regexp.MustCompile(` in (\S+) \(([0-9.]+) (B|KiB|MiB|GiB)/s\)`).FindStringSubmatch(out)
+	if sm == nil {
+		t.Fatalf("no duration and rate in %q", out)
+	}
+	dur, err := time.ParseDuration(sm[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate, _ := strconv.ParseFloat(sm[2], 64)
+	rate *= map[string]float64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[sm[3]]
+	lo := float64((fetched-1)<<20+999) / dur.Seconds() * 0.97
+	hi := float64(fetched<<20) / dur.Seconds() * 1.03
+	if rate < lo || rate > hi {
+		t.Fatalf("rate %.0f B/s after a resume; %d chunks fetched in %s make %.0f to %.0f", rate, fetched, dur, lo, hi)
+	}
 	got, err := os.ReadFile(filepath.Join(fetchDir, "downloads", "big.bin"))
 	if err != nil {
 		t.Fatal(err)

@@ -99,8 +99,10 @@ func TestInteractiveTerminal(t *testing.T) {
 	provDir := filepath.Join(root, "prov")
 	os.MkdirAll(filepath.Join(provDir, "files"), 0o700)
 	data := writeRandom(t, filepath.Join(provDir, "files", "movie.bin"), 48<<20)
+	notes := writeRandom(t, filepath.Join(provDir, "files", "my notes.txt"), 1000)
 	prov := startProc(t, "prov", provDir, "--max-upload-rate", "24MiB")
 	prov.do("publish movie.bin")
+	prov.do("publish 'my notes.txt'")
 
 	p := startTTY(t, filepath.Join(root, "tty"))
 	off := p.waitFor(0, "p2pshare> ", 60*time.Second)
@@ -122,6 +124,11 @@ func TestInteractiveTerminal(t *testing.T) {
 	bar := p.output()
 	if !strings.Contains(bar, "] ") || !strings.Contains(bar, "MiB / 48.0 MiB") {
 		t.Fatalf("no progress bar drawn: %q", bar)
+	}
+	// The finished bar keeps the count of providers that sent the file.
+	last := bar[:strings.LastIndex(bar, "saved ")]
+	if i := strings.LastIndex(last, "provider(s)"); i < 2 || last[i-2:i] == "0 " {
+		t.Fatalf("finished bar shows no provider: %q", last[max(0, i-80):])
 	}
 	got, err := os.ReadFile(filepath.Join(root, "tty", "downloads", "movie.bin"))
 	if err != nil || !bytes.Equal(got, data) {
@@ -146,7 +153,19 @@ func TestInteractiveTerminal(t *testing.T) {
 		t.Fatal("Ctrl-C ended the node")
 	}
 	p.typeKeys("id\r")
-	p.waitFor(off, "peer ID: ", 10*time.Second)
+	off = p.waitFor(off, "peer ID: ", 10*time.Second)
+
+	// A name with a space completes quoted, and the completed command works.
+	p.typeKeys("wait file 'my notes.txt' --timeout 60s\r")
+	off = p.waitFor(off, "ok: file my notes.txt", 60*time.Second)
+	p.typeKeys("get my\t")
+	off = p.waitFor(off, `my\ notes.txt `, 10*time.Second)
+	p.typeKeys("\r")
+	off = p.waitFor(off, "saved ", 30*time.Second)
+	got, err = os.ReadFile(filepath.Join(root, "tty", "downloads", "my notes.txt"))
+	if err != nil || !bytes.Equal(got, notes) {
+		t.Fatalf("file fetched by the completed name differs (%v)", err)
+	}
 
 	p.typeKeys("quit\r")
 	select {

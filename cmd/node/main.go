@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pshare/p2pshare/internal/bbsaes"
 	"github.com/p2pshare/p2pshare/internal/node"
 	"github.com/p2pshare/p2pshare/internal/p2p"
 	"github.com/p2pshare/p2pshare/internal/repl"
@@ -38,23 +40,32 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "p2pshare:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// Limits of the flags: a keepalive below minKeepalive would ping every
+// peer many times a second; below minUploadRate the rate limiter's waits
+// outlast the peers' I/O timeouts and no chunk is ever served.
+const (
+	minKeepalive  = 100 * time.Millisecond
+	minUploadRate = 1 << 10
+)
+
+func run(args []string) error {
 	var (
-		cfg       node.Config
-		listen    multiFlag
-		bootstrap multiFlag
-		noMDNS    bool
-		logLevel  string
-		relays    multiFlag
-		noPortMap bool
-		dhtMode   = string(p2p.DHTLAN)
-		relaySvc  = string(p2p.RelayAuto)
+		cfg         node.Config
+		listen      multiFlag
+		bootstrap   multiFlag
+		noMDNS      bool
+		logLevel    string
+		showVersion bool
+		relays      multiFlag
+		noPortMap   bool
+		dhtMode     = string(p2p.DHTLAN)
+		relaySvc    = string(p2p.RelayAuto)
 	)
 	fs := flag.NewFlagSet("p2pshare", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data folder: identity, keys, index, peer table, logs")
@@ -71,18 +82,35 @@ func run() error {
 	fs.StringVar(&logLevel, "log-level", "warn", "log level for <data>/node.log: debug, info, warn, error")
 	fs.Func("max-upload-rate", "cap on what this node serves, bytes per second over all peers (e.g. 20MiB, 500KB; default no limit)", func(v string) error {
 		n, err := parseBytes(v)
+		if err == nil && n < minUploadRate {
+			err = fmt.Errorf("%q is too low: at least 1KiB (leave the flag out for no limit)", v)
+		}
 		cfg.UploadLimit = n
 		return err
 	})
-	fs.IntVar(&cfg.BBSBits, "bbs-bits", 2048, "size of the BBS modulus made on first start (at least 2048)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	fs.IntVar(&cfg.BBSBits, "bbs-bits", bbsaes.DefaultModulusBits, "size of the BBS modulus made on first start (at least 2048)")
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	// Errors are printed once, by main; the usage only on --help.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fmt.Fprintf(os.Stdout, "usage: p2pshare [flags]   (commands are read from the terminal or stdin; type help)\n\nflags:\n")
+			fs.PrintDefaults()
 			return nil
 		}
-		return err
+		return fmt.Errorf("%w (p2pshare --help lists the flags)", err)
+	}
+	if showVersion {
+		fmt.Printf("p2pshare %s\n", repl.Version())
+		return nil
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (commands are read from stdin)", fs.Args())
+		return fmt.Errorf("unexpected arguments %q (commands are read from stdin; p2pshare --help lists the flags)", fs.Args())
+	}
+	if err := checkFlags(&cfg, listen); err != nil {
+		return err
 	}
 	cfg.MDNS = !noMDNS
 	cfg.PortMap = !noPortMap
@@ -121,6 +149,10 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	n, err := node.Open(ctx, cfg)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// The datastore's lock is held: another node runs on this folder.
+		return fmt.Errorf("%s is in use by another p2pshare node", cfg.DataDir)
+	}
 	if err != nil {
 		return err
 	}
@@ -131,6 +163,23 @@ func run() error {
 	logger.Info("node started", "peer", n.P2P.Host().ID())
 	r := repl.New(repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, DataDir: cfg.DataDir})
 	return r.Run(ctx, os.Stdin, os.Stdout)
+}
+
+// checkFlags refuses flag values that parse but make no sense, naming
+// the flag.
+func checkFlags(cfg *node.Config, listen []string) error {
+	if cfg.Keepalive < minKeepalive {
+		return fmt.Errorf("--keepalive %s: must be at least %s (it is the interval of the pings that tell online from offline peers)", cfg.Keepalive, minKeepalive)
+	}
+	if cfg.BBSBits < bbsaes.DefaultModulusBits || cfg.BBSBits > bbsaes.MaxModulusBits {
+		return fmt.Errorf("--bbs-bits %d: must be between %d and %d", cfg.BBSBits, bbsaes.DefaultModulusBits, bbsaes.MaxModulusBits)
+	}
+	for _, s := range listen {
+		if _, err := multiaddr.NewMultiaddr(s); err != nil {
+			return fmt.Errorf("--listen %q: not a multiaddr (example: /ip4/0.0.0.0/tcp/4001): %w", s, err)
+		}
+	}
+	return nil
 }
 
 // setupLogging sends every log (ours through slog, go-libp2p's through

@@ -349,9 +349,27 @@ func (n *Node) Connect(ctx context.Context, addr multiaddr.Multiaddr) (peer.ID, 
 	if !speaksP2PShare(protos) {
 		return ai.ID, fmt.Errorf("connect %s: %w", ai.ID, ErrNotP2PShare)
 	}
-	n.peers.observe(ai.ID, n.knownAddrs(ai.ID, ai.Addrs), SourceManual)
+	n.peers.observe(ai.ID, n.connectedAddrs(ai.ID, ai.Addrs), SourceManual)
 	n.peers.markOnline(ai.ID, 0)
 	return ai.ID, nil
+}
+
+// connectedAddrs is what Connect records for id: the peerstore's addresses
+// less those of tried (the user's) that no connection uses. With a
+// connection already open, host.Connect puts tried in the peerstore and
+// returns without dialling them: a wrong port must not become the peer's
+// recorded address.
+func (n *Node) connectedAddrs(id peer.ID, tried []multiaddr.Multiaddr) []multiaddr.Multiaddr {
+	var used []multiaddr.Multiaddr
+	for _, c := range n.host.Network().ConnsToPeer(id) {
+		used = append(used, c.RemoteMultiaddr())
+	}
+	has := func(list []multiaddr.Multiaddr, a multiaddr.Multiaddr) bool {
+		return slices.ContainsFunc(list, a.Equal)
+	}
+	return slices.DeleteFunc(n.knownAddrs(id, nil), func(a multiaddr.Multiaddr) bool {
+		return has(tried, a) && !has(used, a)
+	})
 }
 
 // waitIdentified waits until identify has run on every connection to id.

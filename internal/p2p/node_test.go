@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -44,6 +45,36 @@ func TestOpenConnectClose(t *testing.T) {
 	poll(t, ctx, "routing tables", func() bool {
 		return a.DHT().RoutingTable().Find(b.ID()) != "" && b.DHT().RoutingTable().Find(a.ID()) != ""
 	})
+}
+
+// Connecting to an already-connected peer at a wrong address succeeds
+// (the peer is connected) but must not record that address: only
+// addresses a connection uses, or that the peer announced, are kept.
+func TestConnectAgainAtWrongAddressKeepsRecordedAddresses(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := openNode(t, testConfig(t, t.TempDir()))
+	b := openNode(t, testConfig(t, t.TempDir()))
+	good := p2pAddr(t, b)
+	if _, err := a.Connect(ctx, good); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	goodTransport, _ := peer.SplitAddr(good)
+	// Port 1 on loopback: nothing listens there.
+	wrong := multiaddr.StringCast("/ip4/127.0.0.1/tcp/1/p2p/" + b.ID().String())
+	if _, err := a.Connect(ctx, wrong); err != nil {
+		t.Fatalf("Connect to a connected peer at another address: %v", err)
+	}
+	p, _ := a.Peers().Get(b.ID())
+	for _, addr := range p.Addrs {
+		if addr.Equal(multiaddr.StringCast("/ip4/127.0.0.1/tcp/1")) {
+			t.Fatalf("the wrong address was recorded: %v", p.Addrs)
+		}
+	}
+	if !slices.ContainsFunc(p.Addrs, goodTransport.Equal) {
+		t.Fatalf("the working address %s is no longer recorded: %v", goodTransport, p.Addrs)
+	}
 }
 
 func TestConnectRefusesBadAddressesAndForeignPeers(t *testing.T) {

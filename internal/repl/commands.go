@@ -7,14 +7,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pshare/p2pshare/internal/share"
+	"github.com/p2pshare/p2pshare/internal/ticket"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
 
@@ -39,31 +46,34 @@ func (c *call) flags() *flag.FlagSet {
 }
 
 type command struct {
-	name     string
-	aliases  []string
-	usage    string
-	help     string
-	run      func(ctx context.Context, c *call, args []string) error
-	complete func(r *REPL) []string
+	name    string
+	aliases []string
+	usage   string
+	help    string
+	run     func(ctx context.Context, c *call, args []string) error
+	// complete lists the candidates for the word being typed (partial),
+	// after args, in the order to offer them.
+	complete func(r *REPL, args []string, partial string) []string
 }
 
 func commands() []*command {
 	return []*command{
-		{name: "files", aliases: []string{"myfiles"}, usage: "files", help: "list the share folder, with size and whether each file is published", run: cmdFiles},
+		{name: "files", aliases: []string{"myfiles"}, usage: "files [--wide]", help: "list the share folder, with size and whether each file is published", run: cmdFiles},
 		{name: "publish", aliases: []string{"upload"}, usage: "publish NAME...", help: "hash, record and announce files of the share folder; provide them on the DHT", run: cmdPublish, complete: localNames},
-		{name: "published", usage: "published", help: "list what this node publishes", run: cmdPublished},
+		{name: "published", usage: "published [--wide]", help: "list what this node publishes", run: cmdPublished},
 		{name: "unpublish", aliases: []string{"clear"}, usage: "unpublish NAME|CID... | --all", help: "stop serving and providing files, and announce the withdrawal", run: cmdUnpublish, complete: publishedNames},
-		{name: "available", usage: "available", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
-		{name: "search", usage: "search TEXT", help: "list what other peers publish whose name (or CID) contains TEXT", run: cmdSearch},
-		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID [-o PATH] [--from PEER]", help: "download a file from its providers, verified against its CID", run: cmdGet, complete: remoteNames},
-		{name: "transfers", usage: "transfers", help: "list running and paused downloads", run: cmdTransfers},
-		{name: "cancel", usage: "cancel CID", help: "stop a download and remove its partial data", run: cmdCancel},
-		{name: "peers", usage: "peers [--refresh]", help: "list every peer ever seen: online or offline, last seen, round-trip time, how it was found", run: cmdPeers},
+		{name: "available", usage: "available [--wide]", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
+		{name: "search", usage: "search TEXT [--wide]", help: "list what other peers publish whose name (or CID) contains TEXT", run: cmdSearch},
+		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID [-o PATH|FOLDER] [--from PEER]", help: "download a file from its providers, verified against its CID; never overwrites", run: cmdGet, complete: remoteNames},
+		{name: "transfers", usage: "transfers [--wide]", help: "list running and paused downloads", run: cmdTransfers},
+		{name: "cancel", usage: "cancel CID", help: "stop a download and remove its partial data", run: cmdCancel, complete: transferCIDs},
+		{name: "peers", usage: "peers [--refresh] [--wide]", help: "list every peer ever seen: online or offline, last seen, round-trip time, how it was found", run: cmdPeers},
 		{name: "id", usage: "id", help: "show this node's peer ID and listen addresses", run: cmdID},
 		{name: "connect", usage: "connect MULTIADDR", help: "connect to a peer by address (for peers beyond the LAN)", run: cmdConnect},
 		{name: "wait", usage: "wait peers N | file NAME [--providers N] | gone NAME | online PEER | offline PEER [--timeout D]", help: "wait until a condition holds (for scripts)", run: cmdWait},
 		{name: "echo", usage: "echo TEXT...", help: "print TEXT (for scripts)", run: cmdEcho},
-		{name: "help", usage: "help [COMMAND]", help: "list commands, or show one command's usage", run: cmdHelp},
+		{name: "version", usage: "version", help: "show the version of this build", run: cmdVersion},
+		{name: "help", usage: "help [COMMAND]", help: "list commands, or show one command's usage", run: cmdHelp, complete: commandNames},
 		{name: "quit", aliases: []string{"exit"}, usage: "quit", help: "stop the node and leave", run: func(context.Context, *call, []string) error { return errQuit }},
 	}
 }
@@ -75,27 +85,80 @@ func noArgs(args []string) error {
 	return nil
 }
 
+// listFlags parses the flags of a listing command: --wide, and no
+// positional arguments unless positional is set.
+func (c *call) listFlags(args []string, positional bool) (pos []string, wide bool, err error) {
+	fs := c.flags()
+	w := fs.Bool("wide", false, "print CIDs and peer IDs in full")
+	pos, err = parseInterleaved(fs, args)
+	if err == nil && !positional {
+		err = noArgs(pos)
+	}
+	return pos, *w, err
+}
+
 func cmdHelp(_ context.Context, c *call, args []string) error {
+	width := c.r.width()
 	if len(args) > 0 {
 		cmd, ok := c.r.byName[args[0]]
 		if !ok {
 			return fmt.Errorf("unknown command %q", args[0])
 		}
-		c.printf("usage: %s\n  %s\n", cmd.usage, cmd.help)
+		writeWrapped(c.out, "usage: "+cmd.usage, width, "", "       ")
+		writeWrapped(c.out, cmd.help, width, "  ", "  ")
 		if len(cmd.aliases) > 0 {
 			c.printf("  also: %s\n", strings.Join(cmd.aliases, ", "))
 		}
 		return nil
 	}
-	tw := c.table()
-	for _, cmd := range c.r.cmds {
-		alias := ""
+	// Two columns: usage, then help wrapped beside it. A usage too wide
+	// for the first column gets a line of its own, its help below it.
+	firsts := make([]string, len(c.r.cmds))
+	col := 0
+	maxCol := width / 3
+	for i, cmd := range c.r.cmds {
+		firsts[i] = cmd.usage
 		if len(cmd.aliases) > 0 {
-			alias = " [" + strings.Join(cmd.aliases, ", ") + "]"
+			firsts[i] += " [" + strings.Join(cmd.aliases, ", ") + "]"
 		}
-		fmt.Fprintf(tw, "%s%s\t%s\n", cmd.usage, alias, cmd.help)
+		if n := len([]rune(firsts[i])); n <= maxCol {
+			col = max(col, n)
+		}
 	}
-	return tw.Flush()
+	indent := strings.Repeat(" ", col+2)
+	for i, cmd := range c.r.cmds {
+		first := firsts[i]
+		if n := len([]rune(first)); n <= col {
+			writeWrapped(c.out, cmd.help, width, first+strings.Repeat(" ", col+2-n), indent)
+			continue
+		}
+		writeWrapped(c.out, first, width, "", "    ")
+		writeWrapped(c.out, cmd.help, width, indent, indent)
+	}
+	return nil
+}
+
+// writeWrapped writes text wrapped at word boundaries to lines of at most
+// width runes (a word longer than a line stands alone): the first line
+// starts with first, the others with indent.
+func writeWrapped(w io.Writer, text string, width int, first, indent string) {
+	line, n := first, len([]rune(first))
+	empty := true // nothing but the prefix on this line yet
+	for _, word := range strings.Fields(text) {
+		wl := len([]rune(word))
+		if !empty && n+1+wl > width {
+			fmt.Fprintln(w, line)
+			line, n, empty = indent, len([]rune(indent)), true
+		}
+		if !empty {
+			line += " "
+			n++
+		}
+		line += word
+		n += wl
+		empty = false
+	}
+	fmt.Fprintln(w, line)
 }
 
 func cmdEcho(_ context.Context, c *call, args []string) error {
@@ -104,7 +167,8 @@ func cmdEcho(_ context.Context, c *call, args []string) error {
 }
 
 func cmdFiles(_ context.Context, c *call, args []string) error {
-	if err := noArgs(args); err != nil {
+	_, wide, err := c.listFlags(args, false)
+	if err != nil {
 		return err
 	}
 	files, err := c.r.d.Share.Files()
@@ -115,12 +179,13 @@ func cmdFiles(_ context.Context, c *call, args []string) error {
 		c.printf("share folder %s is empty\n", c.r.d.Share.ShareDir())
 		return nil
 	}
+	short := c.cidFmt(wide)
 	tw := c.table()
 	fmt.Fprintln(tw, "NAME\tSIZE\tPUBLISHED\tCID")
 	for _, f := range files {
 		pub, id := "no", ""
 		if f.Published {
-			pub, id = "yes", f.CID.String()
+			pub, id = "yes", short(f.CID)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, humanBytes(f.Size), pub, id)
 	}
@@ -143,7 +208,8 @@ func cmdPublish(ctx context.Context, c *call, args []string) error {
 }
 
 func cmdPublished(_ context.Context, c *call, args []string) error {
-	if err := noArgs(args); err != nil {
+	_, wide, err := c.listFlags(args, false)
+	if err != nil {
 		return err
 	}
 	entries := c.r.d.Share.Published()
@@ -151,10 +217,15 @@ func cmdPublished(_ context.Context, c *call, args []string) error {
 		c.printf("nothing published\n")
 		return nil
 	}
+	short := c.cidFmt(wide)
 	tw := c.table()
 	fmt.Fprintln(tw, "NAME\tSIZE\tCID\tSHA256\tSINCE")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, humanBytes(e.Size), e.CID, hex.EncodeToString(e.SHA256[:8])+"…", e.Published.Format(time.DateTime))
+		sum := hex.EncodeToString(e.SHA256[:])
+		if !wide {
+			sum = sum[:16] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, humanBytes(e.Size), short(e.CID), sum, e.Published.Format(time.DateTime))
 	}
 	return tw.Flush()
 }
@@ -175,6 +246,10 @@ func cmdUnpublish(ctx context.Context, c *call, args []string) error {
 	case len(pos) == 0:
 		return errors.New("usage: unpublish NAME|CID... | --all")
 	default:
+		pos, err = c.publishedArgs(pos)
+		if err != nil {
+			return err
+		}
 		gone, err = c.r.d.Share.Unpublish(ctx, pos...)
 	}
 	for _, e := range gone {
@@ -186,51 +261,94 @@ func cmdUnpublish(ctx context.Context, c *call, args []string) error {
 	return err
 }
 
+// publishedArgs replaces each argument that is not a published name but
+// the unique prefix of a published CID by that CID.
+func (c *call) publishedArgs(args []string) ([]string, error) {
+	entries := c.r.d.Share.Published()
+	var cids []cid.Cid
+	names := map[string]bool{}
+	for _, e := range entries {
+		cids = append(cids, e.CID)
+		names[e.Name] = true
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if names[a] {
+			continue
+		}
+		if _, err := cid.Decode(a); err == nil {
+			continue
+		}
+		id, err := resolveCID(a, cids)
+		switch {
+		case err == nil:
+			out[i] = id.String()
+		case isAmbiguous(err):
+			return nil, err
+		}
+		// no match: Unpublish says it is not published
+	}
+	return out, nil
+}
+
 func cmdAvailable(_ context.Context, c *call, args []string) error {
-	if err := noArgs(args); err != nil {
+	_, wide, err := c.listFlags(args, false)
+	if err != nil {
 		return err
 	}
-	return c.printRemotes(c.r.d.Share.Available())
+	return c.printRemotes(c.r.d.Share.Available(), wide)
 }
 
 func cmdSearch(_ context.Context, c *call, args []string) error {
-	if len(args) == 0 {
-		return errors.New("usage: search TEXT")
+	pos, wide, err := c.listFlags(args, true)
+	if err != nil {
+		return err
 	}
-	return c.printRemotes(c.r.d.Share.Search(strings.Join(args, " ")))
+	if len(pos) == 0 {
+		return errors.New("usage: search TEXT [--wide]")
+	}
+	return c.printRemotes(c.r.d.Share.Search(strings.Join(pos, " ")), wide)
 }
 
-func (c *call) printRemotes(list []shareRemote) error {
+// maxProvidersShown is how many providers a row of available lists
+// before it only counts them (--wide lists all).
+const maxProvidersShown = 2
+
+func (c *call) printRemotes(list []shareRemote, wide bool) error {
 	if len(list) == 0 {
 		c.printf("nothing available\n")
 		return nil
 	}
+	shortCID, shortPeer := c.cidFmt(wide), c.peerFmt(wide)
 	tw := c.table()
 	fmt.Fprintln(tw, "NAME\tSIZE\tCID\tPROVIDERS")
 	for _, r := range list {
 		var ps []string
+		online := 0
 		for _, p := range r.Providers {
 			state := "offline"
 			if p.Online {
 				state = "online"
+				online++
 			}
-			ps = append(ps, p.ID.String()+" ("+state+")")
+			ps = append(ps, shortPeer(p.ID)+" "+state)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, humanBytes(r.Size), r.CID, strings.Join(ps, ", "))
+		provs := strings.Join(ps, ", ")
+		if !wide && len(ps) > maxProvidersShown {
+			provs = fmt.Sprintf("%d (%d online; --wide lists them)", len(ps), online)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, humanBytes(r.Size), shortCID(r.CID), provs)
 	}
 	return tw.Flush()
 }
 
 func cmdGet(ctx context.Context, c *call, args []string) error {
 	fs := c.flags()
-	output := fs.String("o", "", "save to this path (must not exist)")
-	var from []peer.ID
+	output := fs.String("o", "", "save to this path, or into this folder (never overwrites)")
+	var fromArgs []string
 	fs.Func("from", "fetch only from this peer (repeatable)", func(s string) error {
-		id, err := peer.Decode(s)
-		if err != nil {
-			return fmt.Errorf("bad peer ID %q: %w", s, err)
-		}
-		from = append(from, id)
+		fromArgs = append(fromArgs, s)
 		return nil
 	})
 	pos, err := parseInterleaved(fs, args)
@@ -238,15 +356,27 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: get NAME|CID [-o PATH] [--from PEER]")
+		return errors.New("usage: get NAME|CID [-o PATH|FOLDER] [--from PEER]")
 	}
-	opt := transfer.GetOptions{Output: *output, From: from}
-	rem, err := c.r.d.Share.ResolveFetch(pos[0])
+	var from []peer.ID
+	if len(fromArgs) > 0 {
+		known := c.r.knownPeers()
+		for _, s := range fromArgs {
+			id, err := resolvePeer(s, known)
+			if err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			from = append(from, id)
+		}
+	}
+	opt := transfer.GetOptions{From: from}
+	id, err := c.resolveGet(pos[0], &opt)
 	if err != nil {
 		return err
 	}
-	id := rem.CID
-	opt.Name = rem.Name
+	if opt.Output, err = c.outputPath(*output, id, opt.Name); err != nil {
+		return err
+	}
 	bar := c.progress(id, opt.Name)
 	opt.Progress = bar.update
 	res, err := c.r.d.Transfer.Get(ctx, id, opt)
@@ -258,24 +388,109 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 			why = " (no provider was reachable)"
 		}
 		c.printf("paused%s: verified chunks are kept; get %s again to resume, or cancel %s\n", why, pos[0], id)
-		return nil
+		return errReported
 	case err != nil:
 		return err
 	}
 	for _, p := range res.Bad {
 		c.printf("warning: peer %s sent data that failed verification and was dropped\n", p)
 	}
-	rate := float64(res.Size) / max(res.Duration.Seconds(), 1e-9)
 	c.printf("saved %s  %s in %s (%s/s) from %d provider(s), sha256 %s verified\n",
-		res.Path, humanBytes(res.Size), res.Duration.Round(time.Millisecond), humanBytes(int64(rate)), len(res.Providers), hex.EncodeToString(res.SHA256[:]))
+		res.Path, humanBytes(res.Size), res.Duration.Round(time.Millisecond), humanBytes(int64(sessionRate(res))), len(res.Providers), hex.EncodeToString(res.SHA256[:]))
 	if res.Resumed > 0 {
 		c.printf("resumed: %d chunk(s) were already here, %d fetched\n", res.Resumed, res.Fetched)
 	}
 	return nil
 }
 
+// sessionRate is the download rate of this Get: the bytes it moved (not
+// those a resumed download already had) over its duration.
+func sessionRate(res *transfer.Result) float64 {
+	return float64(res.FetchedBytes) / max(res.Duration.Seconds(), 1e-9)
+}
+
+// resolveGet finds what get's argument names and fills in what is known
+// of it: a ticket (its publisher is tried first, and the file must be the
+// one the ticket describes), a name or CID others publish (the catalogue's
+// size and SHA-256 are checked against the manifest), a full CID (the DHT
+// may know providers of a CID no catalog lists), or the unique prefix of a
+// known CID.
+func (c *call) resolveGet(arg string, opt *transfer.GetOptions) (cid.Cid, error) {
+	if ticket.Looks(arg) {
+		t, err := ticket.Decode(arg)
+		if err != nil {
+			return cid.Undef, err
+		}
+		opt.Name = t.Name
+		opt.Hints = []peer.AddrInfo{t.AddrInfo()}
+		opt.Expect = &transfer.Expect{Size: int64(t.Size), Source: "ticket"}
+		copy(opt.Expect.SHA256[:], t.SHA256)
+		return t.CID, nil
+	}
+	fromCatalogue := func(rem share.Remote) cid.Cid {
+		opt.Name = rem.Name
+		if rem.Name != "" {
+			opt.Expect = &transfer.Expect{Size: rem.Size, SHA256: rem.SHA256, Source: "catalogue"}
+		}
+		return rem.CID
+	}
+	rem, err := c.r.d.Share.ResolveFetch(arg)
+	if err == nil {
+		return fromCatalogue(rem), nil
+	}
+	if errors.Is(err, share.ErrAmbiguous) {
+		return cid.Undef, err
+	}
+	id, perr := resolveCID(arg, c.r.knownCIDs())
+	if perr != nil {
+		if isAmbiguous(perr) {
+			return cid.Undef, perr
+		}
+		return cid.Undef, err // neither a name nor a CID: say the name is unknown
+	}
+	if rem, err := c.r.d.Share.Resolve(id.String()); err == nil {
+		return fromCatalogue(rem), nil
+	}
+	return id, nil
+}
+
+// outputPath checks get's -o argument: an existing folder means "into this
+// folder, under the file's name"; otherwise it is the file to create, in
+// a folder that must exist. Nothing is ever overwritten (the transfer
+// checks again when it places the file).
+func (c *call) outputPath(o string, id cid.Cid, name string) (string, error) {
+	if o == "" {
+		return "", nil
+	}
+	if fi, err := os.Stat(o); err == nil && fi.IsDir() {
+		if name == "" {
+			for _, t := range c.r.d.Transfer.Transfers() {
+				if t.CID.Equals(id) {
+					name = t.Name
+				}
+			}
+		}
+		o = filepath.Join(o, transfer.SanitizeName(name, id))
+	}
+	if _, err := os.Lstat(o); err == nil {
+		return "", fmt.Errorf("%s already exists: get never overwrites a file (choose another -o path, or a folder)", o)
+	}
+	dir := filepath.Dir(o)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("cannot save to %s: folder %s does not exist", o, dir)
+	case err != nil:
+		return "", fmt.Errorf("cannot save to %s: %w", o, err)
+	case !fi.IsDir():
+		return "", fmt.Errorf("cannot save to %s: %s is not a folder", o, dir)
+	}
+	return o, nil
+}
+
 func cmdTransfers(_ context.Context, c *call, args []string) error {
-	if err := noArgs(args); err != nil {
+	_, wide, err := c.listFlags(args, false)
+	if err != nil {
 		return err
 	}
 	list := c.r.d.Transfer.Transfers()
@@ -283,6 +498,7 @@ func cmdTransfers(_ context.Context, c *call, args []string) error {
 		c.printf("no transfers\n")
 		return nil
 	}
+	short := c.cidFmt(wide)
 	tw := c.table()
 	fmt.Fprintln(tw, "CID\tNAME\tDONE\tRATE\tPROVIDERS\tSTATE")
 	for _, t := range list {
@@ -290,7 +506,7 @@ func cmdTransfers(_ context.Context, c *call, args []string) error {
 		if t.Total > 0 {
 			pct = 100 * float64(t.Done) / float64(t.Total)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s/s\t%d\t%s\n", t.CID, t.Name, pct, humanBytes(int64(t.Rate)), len(t.Providers), t.State)
+		fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s/s\t%d\t%s\n", short(t.CID), t.Name, pct, humanBytes(int64(t.Rate)), len(t.Providers), t.State)
 	}
 	return tw.Flush()
 }
@@ -299,9 +515,13 @@ func cmdCancel(_ context.Context, c *call, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: cancel CID")
 	}
-	id, err := cid.Decode(args[0])
+	var cids []cid.Cid
+	for _, t := range c.r.d.Transfer.Transfers() {
+		cids = append(cids, t.CID)
+	}
+	id, err := resolveCID(args[0], cids)
 	if err != nil {
-		return fmt.Errorf("bad CID %q: %w", args[0], err)
+		return fmt.Errorf("%w (transfers lists the downloads)", err)
 	}
 	if err := c.r.d.Transfer.Cancel(id); err != nil {
 		return err
@@ -321,6 +541,9 @@ func cmdID(_ context.Context, c *call, args []string) error {
 	return nil
 }
 
+// connectTimeout bounds connect.
+const connectTimeout = 30 * time.Second
+
 func cmdConnect(ctx context.Context, c *call, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: connect MULTIADDR (ending in /p2p/PEERID)")
@@ -329,14 +552,54 @@ func cmdConnect(ctx context.Context, c *call, args []string) error {
 	if err != nil {
 		return fmt.Errorf("bad multiaddr %q: %w", args[0], err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	id, err := c.r.d.Node.Connect(ctx, ma)
 	if err != nil {
-		return err
+		var de *swarm.DialError
+		if !errors.As(err, &de) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		// The dial error lists every address and transport tried: for
+		// the log, not the prompt.
+		c.r.d.Log.Warn("connect failed", "addr", ma, "err", err)
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+			return ctx.Err()
+		}
+		addr, _ := peer.SplitAddr(ma)
+		return fmt.Errorf("could not reach %s at %s: %s (details in node.log)", id, addr, dialReason(err))
 	}
 	c.printf("connected to %s\n", id)
 	return nil
+}
+
+// dialReason is the short cause of a failed dial: "connection refused"
+// rather than the swarm's list of every transport's error.
+func dialReason(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("no answer within %s", connectTimeout)
+	}
+	var de *swarm.DialError
+	if errors.As(err, &de) {
+		switch {
+		case len(de.DialErrors) > 0:
+			err = de.DialErrors[0].Cause
+		case de.Cause != nil:
+			err = de.Cause
+		}
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer"
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	return s
 }
 
 func humanBytes(n int64) string {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/internal/share"
 )
@@ -20,7 +20,12 @@ type (
 func cmdPeers(ctx context.Context, c *call, args []string) error {
 	fs := c.flags()
 	refresh := fs.Bool("refresh", false, "ping every peer now before listing")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	wide := fs.Bool("wide", false, "print peer IDs in full")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(pos); err != nil {
 		return err
 	}
 	if *refresh {
@@ -31,6 +36,7 @@ func cmdPeers(ctx context.Context, c *call, args []string) error {
 		c.printf("no peers seen yet\n")
 		return nil
 	}
+	short := c.peerFmt(*wide)
 	tw := c.table()
 	fmt.Fprintln(tw, "PEER\tSTATE\tLAST SEEN\tRTT\tFOUND BY\tADDRESS")
 	for _, p := range list {
@@ -39,18 +45,40 @@ func cmdPeers(ctx context.Context, c *call, args []string) error {
 			state = "online"
 		}
 		if p.RTT > 0 {
-			rtt = p.RTT.Round(10 * time.Microsecond).String()
+			rtt = roundRTT(p.RTT).String()
 		}
 		if !p.LastSeen.IsZero() {
-			seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
+			seen = ago(time.Since(p.LastSeen))
 		}
 		addr := ""
 		if len(p.Addrs) > 0 {
 			addr = p.Addrs[0].String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, state, seen, rtt, p.Source, addr)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", short(p.ID), state, seen, rtt, p.Source, addr)
 	}
 	return tw.Flush()
+}
+
+// roundRTT keeps three significant digits: 1.23ms, 45.6µs, 123ms.
+func roundRTT(d time.Duration) time.Duration {
+	unit := time.Nanosecond
+	for v := d; v >= 1000; v /= 10 {
+		unit *= 10
+	}
+	return d.Round(unit)
+}
+
+// ago says how long ago in its largest unit: 5s ago, 3m ago, 2h ago, 4d ago.
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
 // cmdWait blocks until a condition holds or its timeout passes, polling
@@ -63,6 +91,12 @@ func cmdWait(ctx context.Context, c *call, args []string) error {
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
+	}
+	if *timeout <= 0 {
+		return fmt.Errorf("--timeout %s: must be more than 0", *timeout)
+	}
+	if *providers < 1 {
+		return fmt.Errorf("--providers %d: must be at least 1", *providers)
 	}
 	if len(pos) != 2 {
 		return errors.New("usage: wait peers N | file NAME [--providers N] | gone NAME | online PEER | offline PEER [--timeout D]")
@@ -81,9 +115,9 @@ func cmdWait(ctx context.Context, c *call, args []string) error {
 	case "gone":
 		cond = func() bool { return !hasName(c.r.d.Share.Available(), arg) }
 	case "online", "offline":
-		id, err := peer.Decode(arg)
+		id, err := resolvePeer(arg, c.r.knownPeers())
 		if err != nil {
-			return fmt.Errorf("bad peer ID %q: %w", arg, err)
+			return err
 		}
 		want := what == "online"
 		cond = func() bool {
@@ -126,12 +160,19 @@ func countOnline(c *call) int {
 	return n
 }
 
+// isNamed reports whether r is named arg: its name, its CID, or a prefix of
+// its CID (as tables print it, at least minShortCID characters).
+func isNamed(r share.Remote, arg string) bool {
+	id := r.CID.String()
+	return r.Name == arg || id == arg || len(arg) >= minShortCID && strings.HasPrefix(id, arg)
+}
+
 // onlineProviders counts the online providers of the entries named name
-// (or with that CID).
+// (see isNamed).
 func onlineProviders(list []share.Remote, name string) int {
 	n := 0
 	for _, r := range list {
-		if r.Name == name || r.CID.String() == name {
+		if isNamed(r, name) {
 			for _, p := range r.Providers {
 				if p.Online {
 					n++
@@ -144,7 +185,7 @@ func onlineProviders(list []share.Remote, name string) int {
 
 func hasName(list []share.Remote, name string) bool {
 	for _, r := range list {
-		if r.Name == name || r.CID.String() == name {
+		if isNamed(r, name) {
 			return true
 		}
 	}
@@ -153,27 +194,83 @@ func hasName(list []share.Remote, name string) bool {
 
 // Completions.
 
-func localNames(r *REPL) []string {
+func commandNames(r *REPL, args []string, _ string) []string {
+	if len(args) > 0 {
+		return nil
+	}
+	var out []string
+	for _, c := range r.cmds {
+		out = append(out, c.name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func localNames(r *REPL, _ []string, _ string) []string {
 	files, _ := r.d.Share.Files()
 	var out []string
 	for _, f := range files {
 		out = append(out, f.Name)
 	}
+	slices.Sort(out)
 	return out
 }
 
-func publishedNames(r *REPL) []string {
-	out := []string{"--all"}
+func publishedNames(r *REPL, _ []string, _ string) []string {
+	var out []string
 	for _, e := range r.d.Share.Published() {
 		out = append(out, e.Name)
 	}
+	slices.Sort(out)
+	return append(out, "--all")
+}
+
+// remoteNames completes get: names others publish, and their CIDs only
+// once the word looks like one (with CIDs offered too, a name would be
+// lost among 59-character strings). After -o nothing is offered; after
+// --from, peers.
+func remoteNames(r *REPL, args []string, partial string) []string {
+	if len(args) > 0 {
+		switch args[len(args)-1] {
+		case "-o":
+			return nil
+		case "--from":
+			ps := peerStrings(r.knownPeers()[1:])
+			slices.Sort(ps)
+			return slices.Compact(ps)
+		}
+	}
+	var names, cids []string
+	for _, e := range r.d.Share.Available() {
+		names = append(names, e.Name)
+		cids = append(cids, e.CID.String())
+	}
+	return getCandidates(names, cids, partial)
+}
+
+// getCandidates orders get's candidates: names, sorted, then, when partial
+// looks like the start of a CID, CIDs.
+func getCandidates(names, cids []string, partial string) []string {
+	slices.Sort(names)
+	out := slices.Compact(names)
+	if looksLikeCID(partial) {
+		slices.Sort(cids)
+		out = append(out, slices.Compact(cids)...)
+	}
 	return out
 }
 
-func remoteNames(r *REPL) []string {
-	var out []string
-	for _, e := range r.d.Share.Available() {
-		out = append(out, e.Name, e.CID.String())
+// looksLikeCID: every CID p2pshare makes starts "bafk" (CIDv1, raw, base32).
+func looksLikeCID(s string) bool { return strings.HasPrefix(s, "bafk") }
+
+func transferCIDs(r *REPL, args []string, _ string) []string {
+	if len(args) > 0 {
+		return nil
 	}
+	var out []string
+	for _, t := range r.d.Transfer.Transfers() {
+		out = append(out, t.CID.String())
+	}
+	slices.Sort(out)
 	return out
 }

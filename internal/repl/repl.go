@@ -12,10 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 
@@ -33,6 +34,9 @@ type Deps struct {
 	Share    *share.Service
 	Transfer *transfer.Service
 	DataDir  string
+	// Log gets what is too detailed for the prompt (the full dial errors
+	// of connect); default slog.Default().
+	Log *slog.Logger
 }
 
 // REPL runs commands against a node.
@@ -44,6 +48,9 @@ type REPL struct {
 	// tty is the output when it is a terminal (progress bars are drawn
 	// on it), nil otherwise.
 	tty *os.File
+	// cols, when set, is the width help wraps to (tests); otherwise the
+	// terminal's, or 80.
+	cols int
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // of the running command, nil when idle
@@ -52,8 +59,20 @@ type REPL struct {
 // errQuit ends the loop.
 var errQuit = errors.New("quit")
 
+// errReported is returned by a command that has already told the user why
+// it did not do its job (a paused get): Exec prints nothing more but counts
+// the command as failed.
+var errReported = errors.New("reported")
+
+// ErrCommandsFailed is returned by Run in piped mode when some commands
+// failed, so the process can exit non-zero and scripts notice.
+var ErrCommandsFailed = errors.New("command(s) failed")
+
 // New returns a REPL over d.
 func New(d Deps) *REPL {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
 	r := &REPL{d: d, byName: map[string]*command{}}
 	r.cmds = commands()
 	for _, c := range r.cmds {
@@ -66,20 +85,21 @@ func New(d Deps) *REPL {
 }
 
 // Exec runs one command line, writing its output to out. It reports
-// whether the line asked to quit.
-func (r *REPL) Exec(ctx context.Context, line string, out io.Writer) (quit bool) {
+// whether the line asked to quit, and whether the command failed (it could
+// not be parsed, it reported an error, or it was canceled).
+func (r *REPL) Exec(ctx context.Context, line string, out io.Writer) (quit, failed bool) {
 	words, err := splitWords(line)
 	if err != nil {
 		fmt.Fprintf(out, "error: %v\n", err)
-		return false
+		return false, true
 	}
 	if len(words) == 0 || strings.HasPrefix(words[0], "#") {
-		return false
+		return false, false
 	}
 	c, ok := r.byName[words[0]]
 	if !ok {
 		fmt.Fprintf(out, "error: unknown command %q (try help)\n", words[0])
-		return false
+		return false, true
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	r.mu.Lock()
@@ -93,14 +113,17 @@ func (r *REPL) Exec(ctx context.Context, line string, out io.Writer) (quit bool)
 	}()
 	err = c.run(ctx, &call{r: r, out: out, name: words[0]}, words[1:])
 	switch {
+	case err == nil:
+		return false, false
 	case errors.Is(err, errQuit):
-		return true
-	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return true, false
+	case errors.Is(err, errReported):
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		fmt.Fprintf(out, "%s: canceled\n", c.name)
-	case err != nil:
+	default:
 		fmt.Fprintf(out, "error: %s: %v\n", c.name, err)
 	}
-	return false
+	return false, true
 }
 
 // interrupt cancels the running command. It reports whether one was running.
@@ -115,7 +138,8 @@ func (r *REPL) interrupt() bool {
 }
 
 // Run reads commands from in until quit, EOF or ctx ends. With a terminal
-// on both ends it is an interactive prompt; otherwise it reads lines.
+// on both ends it is an interactive prompt; otherwise it reads lines, and
+// returns an error wrapping ErrCommandsFailed if any command failed.
 // Ctrl-C cancels the running command, not the node; when piped and idle,
 // it ends the loop.
 func (r *REPL) Run(ctx context.Context, in *os.File, out *os.File) error {
@@ -149,6 +173,13 @@ func (r *REPL) Run(ctx context.Context, in *os.File, out *os.File) error {
 }
 
 func (r *REPL) runPiped(ctx context.Context, in io.Reader, out io.Writer) error {
+	failed := 0
+	result := func(err error) error {
+		if err == nil && failed > 0 {
+			err = fmt.Errorf("%d %w", failed, ErrCommandsFailed)
+		}
+		return err
+	}
 	lines := make(chan string)
 	errc := make(chan error, 1)
 	go func() {
@@ -167,13 +198,17 @@ func (r *REPL) runPiped(ctx context.Context, in io.Reader, out io.Writer) error 
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return result(nil)
 		case line, ok := <-lines:
 			if !ok {
-				return <-errc
+				return result(<-errc)
 			}
-			if r.Exec(ctx, line, out) {
-				return nil
+			quit, bad := r.Exec(ctx, line, out)
+			if bad {
+				failed++
+			}
+			if quit {
+				return result(nil)
 			}
 		}
 	}
@@ -212,38 +247,73 @@ func (r *REPL) runInteractive(ctx context.Context, in, out *os.File) error {
 		case err != nil:
 			return err
 		}
-		if r.Exec(ctx, line, rl.Stdout()) {
+		if quit, _ := r.Exec(ctx, line, rl.Stdout()); quit {
 			return nil
 		}
 	}
 	return nil
 }
 
-// completer completes command names, then each command's arguments.
+// width is the width help wraps to: the terminal's, or 80.
+func (r *REPL) width() int {
+	if r.cols > 0 {
+		return r.cols
+	}
+	if r.tty != nil {
+		if w, _, err := term.GetSize(int(r.tty.Fd())); err == nil && w > 20 {
+			return w
+		}
+	}
+	return 80
+}
+
+// completer completes command names, then each command's arguments. What
+// it inserts is quoted as the line parser reads it back: a name with a
+// space completes to 'my file.txt' (or my\ file.txt after a typed prefix).
 type completer struct{ r *REPL }
 
 func (c completer) Do(line []rune, pos int) ([][]rune, int) {
-	head := string(line[:pos])
-	words := strings.Fields(head)
-	partial := ""
-	if len(words) > 0 && !strings.HasSuffix(head, " ") {
-		partial = words[len(words)-1]
-		words = words[:len(words)-1]
-	}
-	var cands []string
-	if len(words) == 0 {
-		for name := range c.r.byName {
-			cands = append(cands, name)
+	return completeLine(string(line[:pos]), func(words []string, partial string) []string {
+		if len(words) == 0 {
+			var names []string
+			for name := range c.r.byName {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			return names
 		}
-	} else if cmd, ok := c.r.byName[words[0]]; ok && cmd.complete != nil {
-		cands = cmd.complete(c.r)
+		if cmd, ok := c.r.byName[words[0]]; ok && cmd.complete != nil {
+			return cmd.complete(c.r, words[1:], partial)
+		}
+		return nil
+	})
+}
+
+// completeLine completes the last word of head (the line up to the
+// cursor) from the candidates cands gives for the words before it, in
+// their order. It returns what to append for each candidate that fits and
+// how many runes of head the last word already has.
+func completeLine(head string, cands func(words []string, partial string) []string) ([][]rune, int) {
+	st := lex(head)
+	if st.escaped {
+		return nil, 0
 	}
-	sort.Strings(cands)
 	var out [][]rune
-	for _, s := range cands {
-		if strings.HasPrefix(s, partial) {
-			out = append(out, []rune(s[len(partial):]+" "))
+	for _, s := range cands(st.words, st.partial) {
+		if !strings.HasPrefix(s, st.partial) {
+			continue
 		}
+		var add string
+		if st.inWord {
+			add = continueWord(s[len(st.partial):], st.quote)
+		} else {
+			add = quoteWord(s)
+		}
+		out = append(out, []rune(add+" "))
 	}
-	return out, len([]rune(partial))
+	typed := 0
+	if st.inWord {
+		typed = len([]rune(head)) - st.start
+	}
+	return out, typed
 }

@@ -6,54 +6,124 @@ import (
 	"strings"
 )
 
-// splitWords splits a command line into words. Single and double quotes
-// group words with spaces; a backslash escapes the next character outside
-// single quotes.
-func splitWords(line string) ([]string, error) {
+// lexState is where a command line's lexer stands at the end of the line:
+// what the completer needs to know to extend the last word.
+type lexState struct {
+	words   []string // complete words
+	start   int      // index (in runes) where the last word starts, when inWord
+	partial string   // the word being typed, unquoted
+	inWord  bool     // the line ends inside a word (partial may be "" after an opening quote)
+	quote   rune     // the quote open at the end of the line, or 0
+	escaped bool     // the line ends with a backslash
+}
+
+// lex splits a command line into words like a shell does: single quotes
+// keep everything literally, double quotes keep spaces and allow backslash
+// escapes, and outside quotes a backslash escapes the next character.
+func lex(line string) lexState {
 	var (
-		words []string
-		cur   strings.Builder
-		inTok bool
-		quote rune
+		st  lexState
+		cur strings.Builder
 	)
 	rs := []rune(line)
 	for i := 0; i < len(rs); i++ {
 		c := rs[i]
+		if !st.inWord {
+			st.start = i
+		}
 		switch {
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote == '\'':
+		case st.quote != 0 && c == st.quote:
+			st.quote = 0
+		case st.quote == '\'':
 			cur.WriteRune(c)
 		case c == '\\':
+			st.inWord = true
 			if i+1 >= len(rs) {
-				return nil, errors.New("line ends with a backslash")
+				st.escaped = true
+				continue
 			}
 			i++
 			cur.WriteRune(rs[i])
-			inTok = true
-		case quote == '"':
+		case st.quote == '"':
 			cur.WriteRune(c)
 		case c == '"' || c == '\'':
-			quote = c
-			inTok = true
-		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
-			if inTok {
-				words = append(words, cur.String())
+			st.quote = c
+			st.inWord = true
+		case isSpace(c):
+			if st.inWord {
+				st.words = append(st.words, cur.String())
 				cur.Reset()
-				inTok = false
+				st.inWord = false
 			}
 		default:
 			cur.WriteRune(c)
-			inTok = true
+			st.inWord = true
 		}
 	}
-	if quote != 0 {
+	st.partial = cur.String()
+	return st
+}
+
+func isSpace(c rune) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// splitWords splits a command line into words (see lex).
+func splitWords(line string) ([]string, error) {
+	st := lex(line)
+	switch {
+	case st.quote != 0:
 		return nil, errors.New("unterminated quote")
+	case st.escaped:
+		return nil, errors.New("line ends with a backslash")
 	}
-	if inTok {
-		words = append(words, cur.String())
+	if st.inWord {
+		st.words = append(st.words, st.partial)
 	}
-	return words, nil
+	return st.words, nil
+}
+
+// needsQuoting reports whether s must be quoted to come back from lex as
+// one word.
+func needsQuoting(s string) bool {
+	return s == "" || strings.ContainsAny(s, " \t\r\n'\"\\")
+}
+
+// quoteWord returns s written so that lex reads it back as one word: as
+// is when that is safe, else in single quotes (a single quote inside
+// becomes '\”).
+func quoteWord(s string) string {
+	if !needsQuoting(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// continueWord returns the text that, typed after a word left open in the
+// quoting state quote, adds rest to that word and ends it. It is what tab
+// completion inserts: it can only append to the line.
+func continueWord(rest string, quote rune) string {
+	var b strings.Builder
+	for _, c := range rest {
+		switch quote {
+		case '\'':
+			if c == '\'' {
+				b.WriteString(`'\''`)
+				continue
+			}
+		case '"':
+			if c == '"' || c == '\\' {
+				b.WriteByte('\\')
+			}
+		default:
+			if isSpace(c) || c == '\'' || c == '"' || c == '\\' {
+				b.WriteByte('\\')
+			}
+		}
+		b.WriteRune(c)
+	}
+	if quote != 0 {
+		b.WriteRune(quote)
+	}
+	return b.String()
 }
 
 // parseInterleaved parses flags that may appear before, between or after

@@ -93,6 +93,10 @@ type Result struct {
 	Fetched   int       // chunks fetched and verified by this Get
 	Resumed   int       // chunks already verified on disk when it started
 	Bad       []peer.ID // providers dropped for sending bad data
+
+	// FetchedBytes is what the Fetched chunks hold: the bytes this Get
+	// moved, for its rate (a resumed download already had the others).
+	FetchedBytes int64
 }
 
 // fatalError is a local failure (disk) that ends the whole Get.
@@ -117,6 +121,7 @@ type getter struct {
 	readyOnce    sync.Once
 	startAt      time.Time
 	fetched      atomic.Int64 // chunks fetched and verified
+	fetchedBytes atomic.Int64 // bytes of those chunks
 	// Written only by the goroutine running Get, before the workers start
 	// or after they have stopped.
 	resumed  int // chunks already verified on disk when it started

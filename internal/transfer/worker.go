@@ -232,6 +232,7 @@ func (w *worker) store(i int, b []byte) error {
 	if w.sc.markDone(i) {
 		w.fh.add(i, b)
 		g.fetched.Add(1)
+		g.fetchedBytes.Add(int64(len(b)))
 		g.swarm.credit(w.cn.peer)
 	}
 	return nil
