@@ -470,3 +470,29 @@ func shortErr(s string) string {
 }
 
 var _ holepunch.EventTracer = (*punchLog)(nil)
+
+// ShareableAddrs are the addresses to give someone who wants to reach
+// this node (a ticket's), best first: relayed ones (they work from
+// anywhere while the reservation lasts, and lead to a hole punch), public
+// ones, then LAN ones (a friend on the same LAN); never loopback or
+// link-local ones. Without /p2p/<id>.
+func (n *Node) ShareableAddrs() []multiaddr.Multiaddr {
+	rank := func(a multiaddr.Multiaddr) int {
+		if _, err := a.ValueForProtocol(multiaddr.P_CIRCUIT); err == nil {
+			return 0
+		}
+		if manet.IsPublicAddr(a) {
+			return 1
+		}
+		return 2
+	}
+	var out []multiaddr.Multiaddr
+	for _, a := range n.host.Addrs() {
+		if manet.IsIPLoopback(a) || manet.IsIP6LinkLocal(a) {
+			continue
+		}
+		out = append(out, a)
+	}
+	slices.SortStableFunc(out, func(a, b multiaddr.Multiaddr) int { return rank(a) - rank(b) })
+	return out
+}

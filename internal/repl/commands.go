@@ -64,11 +64,12 @@ func commands() []*command {
 		{name: "unpublish", aliases: []string{"clear"}, usage: "unpublish NAME|CID... | --all", help: "stop serving and providing files, and announce the withdrawal", run: cmdUnpublish, complete: publishedNames},
 		{name: "available", usage: "available [--wide]", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
 		{name: "search", usage: "search TEXT [--wide]", help: "list what other peers publish whose name (or CID) contains TEXT", run: cmdSearch},
-		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID [-o PATH|FOLDER] [--from PEER]", help: "download a file from its providers, verified against its CID; never overwrites", run: cmdGet, complete: remoteNames},
+		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER]", help: "download a file from its providers (a ticket's publisher first), verified against its CID; never overwrites", run: cmdGet, complete: remoteNames},
 		{name: "transfers", usage: "transfers [--wide]", help: "list running and paused downloads", run: cmdTransfers},
 		{name: "cancel", usage: "cancel CID", help: "stop a download and remove its partial data", run: cmdCancel, complete: transferCIDs},
 		{name: "peers", usage: "peers [--refresh] [--wide]", help: "list every peer ever seen: online or offline, last seen, round-trip time, how it was found", run: cmdPeers},
-		{name: "id", usage: "id", help: "show this node's peer ID and listen addresses", run: cmdID},
+		{name: "id", usage: "id", help: "show this node's peer ID, reachability (public, private), relay reservations and addresses", run: cmdID},
+		{name: "share", usage: "share NAME|CID", help: "print a ticket for a published file: one line that lets anyone get it, beyond the LAN too (get TICKET)", run: cmdShare, complete: publishedNames},
 		{name: "connect", usage: "connect MULTIADDR", help: "connect to a peer by address (for peers beyond the LAN)", run: cmdConnect},
 		{name: "wait", usage: "wait peers N | file NAME [--providers N] | gone NAME | online PEER | offline PEER [--timeout D]", help: "wait until a condition holds (for scripts)", run: cmdWait},
 		{name: "echo", usage: "echo TEXT...", help: "print TEXT (for scripts)", run: cmdEcho},
@@ -356,7 +357,7 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: get NAME|CID [-o PATH|FOLDER] [--from PEER]")
+		return errors.New("usage: get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER]")
 	}
 	var from []peer.ID
 	if len(fromArgs) > 0 {
@@ -527,17 +528,6 @@ func cmdCancel(_ context.Context, c *call, args []string) error {
 		return err
 	}
 	c.printf("canceled %s, partial data removed\n", id)
-	return nil
-}
-
-func cmdID(_ context.Context, c *call, args []string) error {
-	if err := noArgs(args); err != nil {
-		return err
-	}
-	c.printf("peer ID: %s\n", c.r.d.Node.Host().ID())
-	for _, a := range c.r.d.Node.Addrs() {
-		c.printf("  %s\n", a)
-	}
 	return nil
 }
 

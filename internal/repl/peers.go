@@ -38,7 +38,7 @@ func cmdPeers(ctx context.Context, c *call, args []string) error {
 	}
 	short := c.peerFmt(*wide)
 	tw := c.table()
-	fmt.Fprintln(tw, "PEER\tSTATE\tLAST SEEN\tRTT\tFOUND BY\tADDRESS")
+	fmt.Fprintln(tw, "PEER\tSTATE\tLAST SEEN\tRTT\tLINK\tFOUND BY\tADDRESS")
 	for _, p := range list {
 		state, rtt, seen := "offline", "-", "never"
 		if p.Online {
@@ -52,9 +52,9 @@ func cmdPeers(ctx context.Context, c *call, args []string) error {
 		}
 		addr := ""
 		if len(p.Addrs) > 0 {
-			addr = p.Addrs[0].String()
+			addr = termSafe(p.Addrs[0].String())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", short(p.ID), state, seen, rtt, p.Source, addr)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(p.ID), state, seen, rtt, c.linkOf(p.ID), p.Source, addr)
 	}
 	return tw.Flush()
 }
