@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/p2pshare/p2pshare/internal/natlab"
 )
 
 const nsEnv = "P2PSHARE_E2E_IN_NS"
@@ -28,11 +30,17 @@ var binPath string
 
 func TestMain(m *testing.M) {
 	if os.Getenv(nsEnv) == "" {
-		// Re-run this test binary inside a fresh unprivileged network
-		// namespace. If that is impossible the tests fail: they never run
-		// on the machine's real interfaces.
+		// Re-run this test binary inside a fresh unprivileged sandbox (user,
+		// network, mount and pid namespaces; see internal/natlab), whose
+		// loopback carries mDNS and where the NAT tests build their labs.
+		// If that is impossible the tests fail: they never run on the
+		// machine's real interfaces.
 		script := `ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && exec "$0" "$@"`
-		cmd := exec.Command("unshare", append([]string{"-rn", "sh", "-c", script, os.Args[0]}, os.Args[1:]...)...)
+		cmd, err := natlab.SandboxCommand("sh", append([]string{"-c", script, os.Args[0]}, os.Args[1:]...)...)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: cannot create a sandbox for the end-to-end tests: %v\n", err)
+			os.Exit(1)
+		}
 		cmd.Env = append(os.Environ(), nsEnv+"=1")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -83,7 +91,13 @@ func startProc(t *testing.T, name, data string, extra ...string) *proc {
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1",
 		"--keepalive", "300ms", "--log-level", "info",
 	}, extra...)
-	cmd := exec.Command(binPath, args...)
+	return startCmd(t, name, data, exec.Command(binPath, args...))
+}
+
+// startCmd starts cmd, a p2pshare process with data folder data, driven
+// through its piped stdin.
+func startCmd(t *testing.T, name, data string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

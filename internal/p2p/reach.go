@@ -496,3 +496,16 @@ func (n *Node) ShareableAddrs() []multiaddr.Multiaddr {
 	slices.SortStableFunc(out, func(a, b multiaddr.Multiaddr) int { return rank(a) - rank(b) })
 	return out
 }
+
+// Reservations counts the relays this node holds a reservation with (one
+// relay gives a relayed address per transport it listens on).
+func (n *Node) Reservations() int {
+	relays := map[string]bool{}
+	for _, a := range n.RelayAddrs() {
+		relay, _ := multiaddr.SplitFunc(a, func(c multiaddr.Component) bool { return c.Code() == multiaddr.P_CIRCUIT })
+		if id, err := relay.ValueForProtocol(multiaddr.P_P2P); err == nil {
+			relays[id] = true
+		}
+	}
+	return len(relays)
+}

@@ -71,7 +71,7 @@ func commands() []*command {
 		{name: "id", usage: "id", help: "show this node's peer ID, reachability (public, private), relay reservations and addresses", run: cmdID},
 		{name: "share", usage: "share NAME|CID", help: "print a ticket for a published file: one line that lets anyone get it, beyond the LAN too (get TICKET)", run: cmdShare, complete: publishedNames},
 		{name: "connect", usage: "connect MULTIADDR", help: "connect to a peer by address (for peers beyond the LAN)", run: cmdConnect},
-		{name: "wait", usage: "wait peers N | file NAME [--providers N] | gone NAME | online PEER | offline PEER [--timeout D]", help: "wait until a condition holds (for scripts)", run: cmdWait},
+		{name: "wait", usage: "wait peers N | file NAME [--providers N] | gone NAME | online PEER | offline PEER | relay N | reachability public|private [--timeout D]", help: "wait until a condition holds (for scripts)", run: cmdWait},
 		{name: "echo", usage: "echo TEXT...", help: "print TEXT (for scripts)", run: cmdEcho},
 		{name: "version", usage: "version", help: "show the version of this build", run: cmdVersion},
 		{name: "help", usage: "help [COMMAND]", help: "list commands, or show one command's usage", run: cmdHelp, complete: commandNames},

@@ -99,7 +99,7 @@ func cmdWait(ctx context.Context, c *call, args []string) error {
 		return fmt.Errorf("--providers %d: must be at least 1", *providers)
 	}
 	if len(pos) != 2 {
-		return errors.New("usage: wait peers N | file NAME [--providers N] | gone NAME | online PEER | offline PEER [--timeout D]")
+		return errors.New("usage: wait peers N | file NAME [--providers N] | gone NAME | online PEER | offline PEER | relay N | reachability public|private [--timeout D]")
 	}
 	what, arg := pos[0], pos[1]
 	var cond func() bool
@@ -114,6 +114,19 @@ func cmdWait(ctx context.Context, c *call, args []string) error {
 		cond = func() bool { return onlineProviders(c.r.d.Share.Available(), arg) >= *providers }
 	case "gone":
 		cond = func() bool { return !hasName(c.r.d.Share.Available(), arg) }
+	case "relay":
+		// Relay reservations: a node behind NAT is reachable from beyond
+		// its LAN once it has one (its ticket then carries relay addresses).
+		n, err := strconv.Atoi(arg)
+		if err != nil || n < 1 {
+			return fmt.Errorf("bad reservation count %q", arg)
+		}
+		cond = func() bool { return c.r.d.Node.Reservations() >= n }
+	case "reachability":
+		if arg != "public" && arg != "private" {
+			return fmt.Errorf("wait reachability public|private, not %q", arg)
+		}
+		cond = func() bool { return strings.HasPrefix(reachName(c.r.d.Node.Reachability()), arg) }
 	case "online", "offline":
 		id, err := resolvePeer(arg, c.r.knownPeers())
 		if err != nil {

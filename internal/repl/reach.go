@@ -55,8 +55,8 @@ func cmdID(_ context.Context, c *call, args []string) error {
 	n := c.r.d.Node
 	c.printf("peer ID: %s\n", n.ID())
 	c.printf("reachability: %s (relay service: %s)\n", reachName(n.Reachability()), n.RelayServiceMode())
-	if rs := n.RelayAddrs(); len(rs) > 0 {
-		c.printf("relay reservations: %d\n", len(rs))
+	if r := n.Reservations(); r > 0 {
+		c.printf("relay reservations: %d\n", r)
 	}
 	if ps := n.PublicAddrs(); len(ps) > 0 {
 		c.printf("public addresses (own, observed through NAT, or mapped by the router):\n")

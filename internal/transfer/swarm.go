@@ -289,7 +289,7 @@ func (s *swarm) allUnreachable() error {
 	if len(errs) == 0 {
 		return nil
 	}
-	return &fatalError{fmt.Errorf("%w: no provider can carry the file: %w", ErrNoProviders, errors.Join(errs...))}
+	return &fatalError{fmt.Errorf("no provider can carry the file: %w", errors.Join(errs...))}
 }
 
 func (s *swarm) setStatus(p peer.ID, status int) {
