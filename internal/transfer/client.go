@@ -247,7 +247,7 @@ func (cn *conn) readFullBy(sr *bbsaes.Reader, b []byte, deadline time.Time) erro
 // file does not fit on the disk): the provider cannot serve this download.
 type refusedManifestError struct{ err error }
 
-func (e *refusedManifestError) Error() string { return "manifest refused: " + e.err.Error() }
+func (e *refusedManifestError) Error() string { return "refused: " + e.err.Error() }
 func (e *refusedManifestError) Unwrap() error { return e.err }
 
 // fetchManifest asks for the manifest and checks it against the CID. The

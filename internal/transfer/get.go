@@ -58,10 +58,10 @@ func (e *Expect) checkHeader(h manifest.Header) error {
 		return nil
 	}
 	if h.Size != e.Size {
-		return fmt.Errorf("%w: the %s says %d bytes, the manifest %d bytes; refused", ErrMismatch, e.Source, e.Size, h.Size)
+		return fmt.Errorf("%w: the %s says %d bytes, the manifest %d bytes", ErrMismatch, e.Source, e.Size, h.Size)
 	}
 	if h.FileHash != manifest.Hash(e.SHA256) {
-		return fmt.Errorf("%w: the %s's SHA-256 differs from the manifest's; refused", ErrMismatch, e.Source)
+		return fmt.Errorf("%w: the %s's SHA-256 differs from the manifest's", ErrMismatch, e.Source)
 	}
 	return nil
 }

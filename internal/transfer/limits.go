@@ -52,7 +52,7 @@ var (
 	ErrNoSpace = errors.New("not enough free disk space")
 	// ErrTooManyChunks: the manifest cuts the file into more chunks than a
 	// fetcher keeps state for (maxSmallChunks).
-	ErrTooManyChunks = errors.New("manifest has too many chunks")
+	ErrTooManyChunks = errors.New("too many chunks")
 )
 
 // maxChunksFor is the most chunks a fetcher accepts for a file of size
