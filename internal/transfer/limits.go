@@ -55,6 +55,9 @@ var (
 	ErrTooManyChunks = errors.New("too many chunks")
 )
 
+// freeSpace is diskFree; tests replace it.
+var freeSpace = diskFree
+
 // maxChunksFor is the most chunks a fetcher accepts for a file of size
 // bytes (see maxSmallChunks).
 func maxChunksFor(size int64) int {
@@ -84,7 +87,7 @@ func (s *Service) checkSpace(need int64) error {
 		return nil
 	}
 	dir := s.cfg.DownloadDir
-	free, ok, err := diskFree(dir)
+	free, ok, err := freeSpace(dir)
 	if err != nil {
 		s.log.Warn("cannot tell the free space of the downloads folder", "dir", dir, "err", err)
 		return nil
