@@ -42,7 +42,10 @@ const (
 	// manifest request and for the manifest's header: a provider that
 	// claims a CID and then stays silent holds its worker this long, not
 	// the full ioTimeout. Every provider found is asked at once (each
-	// worker asks its own), and the first valid manifest wins.
+	// worker asks its own), and the first valid manifest wins; one that
+	// arrives after it is read and dropped in small pieces. So at most
+	// Config.MaxProviders manifests, each one whose header passed
+	// checkHeader, are held at once.
 	manifestTimeout = 5 * time.Second
 )
 
