@@ -137,34 +137,66 @@ func Verify(c cid.Cid, b []byte) (*Manifest, error) {
 	return Parse(b)
 }
 
-// Parse decodes manifest bytes, checking every field.
-func Parse(b []byte) (*Manifest, error) {
-	if len(b) < headerLen || len(b) > MaxSize {
-		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
+// HeaderLen is the length of a manifest's header, which ParseHeader
+// decodes: a fetcher reads it first and checks what it announces before
+// it reads (and allocates room for) the chunk hashes.
+const HeaderLen = headerLen
+
+// Header is what a manifest's header announces: the file's size, chunk
+// size, number of chunks and SHA-256.
+type Header struct {
+	Size      int64
+	ChunkSize int
+	NumChunks int
+	FileHash  Hash
+}
+
+// Len is the length in bytes of the whole manifest the header announces.
+func (h Header) Len() int { return headerLen + h.NumChunks*sha256.Size }
+
+// ParseHeader decodes the first HeaderLen bytes of a manifest, checking
+// every field it holds. It says nothing about the chunk hashes that follow
+// (nor about the content ID: the whole manifest is needed for that).
+func ParseHeader(b []byte) (Header, error) {
+	if len(b) < headerLen {
+		return Header{}, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
 	}
 	if !bytes.Equal(b[0:4], magic[:]) {
-		return nil, fmt.Errorf("%w: bad magic", ErrMalformed)
+		return Header{}, fmt.Errorf("%w: bad magic", ErrMalformed)
 	}
 	if b[4] != Version || b[5]|b[6]|b[7] != 0 {
-		return nil, fmt.Errorf("%w: unknown version %d", ErrMalformed, b[4])
+		return Header{}, fmt.Errorf("%w: unknown version %d", ErrMalformed, b[4])
 	}
 	size := binary.BigEndian.Uint64(b[8:16])
 	chunkSize := binary.BigEndian.Uint32(b[16:20])
 	n := binary.BigEndian.Uint32(b[20:24])
 	if chunkSize < MinChunkSize || chunkSize > MaxChunkSize {
-		return nil, fmt.Errorf("%w: chunk size %d", ErrMalformed, chunkSize)
+		return Header{}, fmt.Errorf("%w: chunk size %d", ErrMalformed, chunkSize)
 	}
 	if size > uint64(MaxChunks)*uint64(chunkSize) || n > MaxChunks {
-		return nil, fmt.Errorf("%w: file too large", ErrMalformed)
+		return Header{}, fmt.Errorf("%w: file too large", ErrMalformed)
 	}
 	if int(n) != NumChunks(int64(size), int(chunkSize)) {
-		return nil, fmt.Errorf("%w: %d chunks for %d bytes", ErrMalformed, n, size)
+		return Header{}, fmt.Errorf("%w: %d chunks for %d bytes", ErrMalformed, n, size)
 	}
-	if len(b) != headerLen+int(n)*sha256.Size {
-		return nil, fmt.Errorf("%w: length %d for %d chunks", ErrMalformed, len(b), n)
+	h := Header{Size: int64(size), ChunkSize: int(chunkSize), NumChunks: int(n)}
+	copy(h.FileHash[:], b[24:56])
+	return h, nil
+}
+
+// Parse decodes manifest bytes, checking every field.
+func Parse(b []byte) (*Manifest, error) {
+	if len(b) < headerLen || len(b) > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
 	}
-	m := &Manifest{Size: int64(size), ChunkSize: int(chunkSize), Chunks: make([]Hash, n)}
-	copy(m.FileHash[:], b[24:56])
+	h, err := ParseHeader(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != h.Len() {
+		return nil, fmt.Errorf("%w: length %d for %d chunks", ErrMalformed, len(b), h.NumChunks)
+	}
+	m := &Manifest{Size: h.Size, ChunkSize: h.ChunkSize, FileHash: h.FileHash, Chunks: make([]Hash, h.NumChunks)}
 	for i := range m.Chunks {
 		copy(m.Chunks[i][:], b[headerLen+i*sha256.Size:])
 	}

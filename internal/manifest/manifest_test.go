@@ -155,3 +155,26 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseHeader(t *testing.T) {
+	data := randomBytes(3*4096+5, 7)
+	m := naive(data, 4096)
+	b := m.Marshal()
+	h, err := ParseHeader(b[:HeaderLen])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Size != m.Size || h.ChunkSize != m.ChunkSize || h.NumChunks != len(m.Chunks) || h.FileHash != m.FileHash || h.Len() != len(b) {
+		t.Fatalf("header %+v of a manifest of %d bytes", h, len(b))
+	}
+	if _, err := ParseHeader(b[:HeaderLen-1]); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("short header: %v", err)
+	}
+	// A header whose chunk count disagrees with its size is refused,
+	// before any chunk hash is read.
+	bad := append([]byte(nil), b[:HeaderLen]...)
+	bad[23]++
+	if _, err := ParseHeader(bad); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("header with a wrong chunk count: %v", err)
+	}
+}

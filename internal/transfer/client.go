@@ -222,7 +222,12 @@ func (cn *conn) finish(sr *bbsaes.Reader) error {
 
 // readFull reads len(b) plaintext bytes, refreshing the read deadline.
 func (cn *conn) readFull(sr *bbsaes.Reader, b []byte) error {
-	cn.st.SetReadDeadline(time.Now().Add(ioTimeout))
+	return cn.readFullBy(sr, b, time.Now().Add(ioTimeout))
+}
+
+// readFullBy reads len(b) plaintext bytes by the deadline.
+func (cn *conn) readFullBy(sr *bbsaes.Reader, b []byte, deadline time.Time) error {
+	cn.st.SetReadDeadline(deadline)
 	if _, err := io.ReadFull(sr, b); err != nil {
 		if errors.Is(err, bbsaes.ErrTruncated) {
 			return err // the connection ended mid-stream: lost, not lying
@@ -237,12 +242,26 @@ func (cn *conn) readFull(sr *bbsaes.Reader, b []byte) error {
 	return nil
 }
 
-// fetchManifest asks for the manifest and checks it against the CID.
-func (cn *conn) fetchManifest() (*manifest.Manifest, []byte, error) {
+// refusedManifestError is a manifest whose header checkHeader refused
+// (it disagrees with the catalogue or ticket, has too many chunks, or the
+// file does not fit on the disk): the provider cannot serve this download.
+type refusedManifestError struct{ err error }
+
+func (e *refusedManifestError) Error() string { return "refused: " + e.err.Error() }
+func (e *refusedManifestError) Unwrap() error { return e.err }
+
+// fetchManifest asks for the manifest and checks it against the CID. The
+// answer and the manifest's header must come within manifestTimeout; the
+// header must pass check before the rest is read, so a manifest is only
+// allocated once its size, chunk count and file are acceptable. If known
+// is closed by then (another provider's manifest won), the rest is read
+// and dropped, and fetchManifest returns no manifest and no error.
+func (cn *conn) fetchManifest(check func(manifest.Header) error, known <-chan struct{}) (*manifest.Manifest, []byte, error) {
 	if err := cn.send(&proto.FetchRequest{Kind: proto.FetchRequest_MANIFEST, Cid: cn.c.Bytes()}); err != nil {
 		return nil, nil, err
 	}
-	cn.st.SetReadDeadline(time.Now().Add(ioTimeout))
+	deadline := time.Now().Add(manifestTimeout)
+	cn.st.SetReadDeadline(deadline)
 	var resp proto.FetchResponse
 	if err := cn.r.ReadMsg(&resp); err != nil {
 		return nil, nil, fmt.Errorf("read response: %w", err)
@@ -251,8 +270,9 @@ func (cn *conn) fetchManifest() (*manifest.Manifest, []byte, error) {
 	if resp.GetStatus() != proto.FetchResponse_OK {
 		return nil, nil, &refusedError{resp.GetStatus(), resp.GetMessage()}
 	}
-	if resp.GetLength() > manifest.MaxSize {
-		return nil, nil, fmt.Errorf("%w: manifest of %d bytes", errBadData, resp.GetLength())
+	length := resp.GetLength()
+	if length > manifest.MaxSize || length < manifest.HeaderLen {
+		return nil, nil, fmt.Errorf("%w: manifest of %d bytes", errBadData, length)
 	}
 	sr, err := cn.sess.NewReader(cn.r)
 	if err != nil {
@@ -261,8 +281,31 @@ func (cn *conn) fetchManifest() (*manifest.Manifest, []byte, error) {
 	if h := sr.Header(); !bytes.Equal(h.CID, cn.c.Bytes()) || h.StartChunk != 0 {
 		return nil, nil, fmt.Errorf("%w: sealed stream header names another CID", errBadData)
 	}
-	b := make([]byte, resp.GetLength())
-	if err := cn.readFull(sr, b); err != nil {
+	var hb [manifest.HeaderLen]byte
+	if err := cn.readFullBy(sr, hb[:], deadline); err != nil {
+		return nil, nil, err
+	}
+	h, err := manifest.ParseHeader(hb[:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errBadData, err)
+	}
+	if uint64(h.Len()) != length {
+		return nil, nil, fmt.Errorf("%w: a manifest of %d chunks announced as %d bytes", errBadData, h.NumChunks, length)
+	}
+	if err := check(h); err != nil {
+		return nil, nil, &refusedManifestError{err}
+	}
+	select {
+	case <-known:
+		if err := cn.discard(sr, int64(length)-manifest.HeaderLen); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, cn.finish(sr)
+	default:
+	}
+	b := make([]byte, length)
+	copy(b, hb[:])
+	if err := cn.readFull(sr, b[manifest.HeaderLen:]); err != nil {
 		return nil, nil, err
 	}
 	if err := cn.finish(sr); err != nil {
@@ -273,4 +316,17 @@ func (cn *conn) fetchManifest() (*manifest.Manifest, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: %w", errBadData, err)
 	}
 	return m, b, nil
+}
+
+// discard reads n plaintext bytes and drops them, in small pieces.
+func (cn *conn) discard(sr *bbsaes.Reader, n int64) error {
+	var buf [16 << 10]byte
+	for n > 0 {
+		k := min(n, int64(len(buf)))
+		if err := cn.readFull(sr, buf[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
 }

@@ -123,8 +123,8 @@ func (g *getter) result(p *partial, final string) *Result {
 // unfinished ends a Get that returns err instead of a file. Canceled: its
 // partial data is removed. Paused (ctx ended) or no provider left: what
 // was verified is kept on disk, a download held in memory included, and a
-// later Get resumes it. A fatal error, ErrCorrupt or ErrExists is returned
-// as it is.
+// later Get resumes it. A fatal error (what was verified saved all the
+// same), ErrCorrupt or ErrExists is returned as it is.
 func (g *getter) unfinished(err error) error {
 	dir := partialDir(g.s.cfg.DownloadDir, g.c)
 	g.mu.Lock()
@@ -158,10 +158,17 @@ func (g *getter) unfinished(err error) error {
 		p = q
 	}
 	defer p.close()
-	if errors.As(err, &fe) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrExists) {
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrExists) {
 		return err
 	}
-	if perr := p.persist(g.sched.snapshot(nil)); perr != nil {
+	perr := p.persist(g.sched.snapshot(nil))
+	if errors.As(err, &fe) {
+		// The Get ends, but what was verified is saved if the disk
+		// allows: its cause (no provider has the file now, no room on
+		// the disk) may pass, and a later Get resumes.
+		return err
+	}
+	if perr != nil {
 		return fmt.Errorf("transfer %s: %w (and saving its state failed: %v)", g.c, err, perr)
 	}
 	n, _ := g.sched.progress()

@@ -49,14 +49,19 @@ var ErrMismatch = errors.New("the file behind this CID is not the one described"
 
 // check compares a verified manifest with what was expected.
 func (e *Expect) check(m *manifest.Manifest) error {
+	return e.checkHeader(manifest.Header{Size: m.Size, FileHash: m.FileHash})
+}
+
+// checkHeader compares a manifest's header with what was expected.
+func (e *Expect) checkHeader(h manifest.Header) error {
 	if e == nil {
 		return nil
 	}
-	if m.Size != e.Size {
-		return fmt.Errorf("%w: the %s says %d bytes, the manifest %d bytes; refused", ErrMismatch, e.Source, e.Size, m.Size)
+	if h.Size != e.Size {
+		return fmt.Errorf("%w: the %s says %d bytes, the manifest %d bytes", ErrMismatch, e.Source, e.Size, h.Size)
 	}
-	if m.FileHash != manifest.Hash(e.SHA256) {
-		return fmt.Errorf("%w: the %s's SHA-256 differs from the manifest's; refused", ErrMismatch, e.Source)
+	if h.FileHash != manifest.Hash(e.SHA256) {
+		return fmt.Errorf("%w: the %s's SHA-256 differs from the manifest's", ErrMismatch, e.Source)
 	}
 	return nil
 }
@@ -114,9 +119,10 @@ type getter struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when Get has returned
 	swarm  *swarm        // its providers
-	// manifestLock lets one worker at a time fetch the manifest; unlike a
-	// mutex, a worker waiting for it gives up when its ctx ends.
-	manifestLock chan struct{}
+	// setupMu is held by the worker whose manifest arrived first while
+	// it sets up the partial download (every worker asks its provider
+	// for the manifest at once; see ensureManifest).
+	setupMu      sync.Mutex
 	ready        chan struct{} // closed once the manifest and partial are set up
 	readyOnce    sync.Once
 	startAt      time.Time
@@ -171,7 +177,7 @@ func (s *Service) register(ctx context.Context, c cid.Cid, opt GetOptions) (*get
 	ctx, cancel := context.WithCancelCause(ctx)
 	g := &getter{
 		s: s, c: c, opt: opt, ctx: ctx, cancel: cancel,
-		done: make(chan struct{}), manifestLock: make(chan struct{}, 1), ready: make(chan struct{}),
+		done: make(chan struct{}), ready: make(chan struct{}),
 		startAt: time.Now(), name: SanitizeName(opt.Name, c),
 	}
 	g.swarm = newSwarm(g)
@@ -224,11 +230,18 @@ func (g *getter) run() (*Result, error) {
 		if g.opt.Name == "" {
 			g.name = SanitizeName(p.name, g.c)
 		}
-		p.name = g.name
+		name := g.name
 		g.mu.Unlock()
+		if err := p.rename(name); err != nil {
+			g.log().Warn("save the new name of a partial download", "err", err)
+		}
 		g.resumed = p.resumed
 		g.setup(p, done)
 		g.log().Info("resuming download", "verified_chunks", p.resumed, "of", len(done))
+		_, have := g.sched.progress()
+		if err := g.s.checkSpace(p.m.Size - have); err != nil {
+			return nil, g.unfinished(&fatalError{fmt.Errorf("transfer %s: %w", g.c, err)})
+		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		g.log().Warn("discarding unreadable partial download", "dir", dir, "err", err)
 		if err := os.RemoveAll(dir); err != nil {
@@ -295,25 +308,34 @@ func (g *getter) getSched() *scheduler {
 }
 
 // ensureManifest makes sure the manifest and the partial download exist,
-// fetching the manifest from this provider if nobody has yet.
+// fetching the manifest from this provider if nobody has yet. Every
+// worker asks its own provider at once, so a provider that never answers
+// does not hold up the others; the first valid manifest wins, and one that
+// arrives later is dropped unread (fetchManifest). Its header is checked
+// (checkHeader) before the rest is read.
 func (g *getter) ensureManifest(ctx context.Context, cn *conn) error {
 	select {
-	case g.manifestLock <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-g.manifestLock }()
-	if g.getSched() != nil {
+	case <-g.ready:
 		return nil
+	default:
 	}
 	if err := cn.begin(); err != nil {
 		return err
 	}
-	m, mb, err := cn.fetchManifest()
+	m, mb, err := cn.fetchManifest(g.checkHeader, g.ready)
 	if err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	cn.done()
+	if m == nil {
+		return nil // another provider's manifest won
+	}
+	g.setupMu.Lock()
+	defer g.setupMu.Unlock()
+	if g.getSched() != nil {
+		return nil
+	}
+	// Verified now: a mismatch is the CID's, whoever serves it.
 	if err := g.opt.Expect.check(m); err != nil {
 		return &fatalError{fmt.Errorf("transfer %s: %w", g.c, err)}
 	}

@@ -22,31 +22,54 @@ import (
 // On disk, a download in progress is DownloadDir/.partial/<cid>/:
 //
 //	data   the file being assembled, pre-sized, chunks written at their offsets
-//	state  manifest, name and a bitmap of verified chunks (stateFile below)
+//	state  name and manifest (stateFile below), written once, when the
+//	       download starts (again only if a resumed Get names it otherwise)
+//	done   a bitmap of verified chunks (bit i%8 of byte i/8 is chunk i),
+//	       updated in place: a save writes only the bytes that changed
 //
-// Invariant: a chunk marked in state is verified and was fsynced in data
-// before that state was written (persist fsyncs data first, then replaces
-// state atomically: temp file, fsync, rename, fsync dir). So after a crash
-// the worst case is verified chunks that state does not mark yet; open
-// re-verifies the unmarked chunks from data instead of fetching them again.
+// So what a save writes is proportional to the chunks verified since the
+// last one, not to the manifest (which a provider chooses: up to 64 MiB).
+//
+// Invariant: a chunk marked in done is verified and was fsynced in data
+// before its mark was written (persist fsyncs data first, then writes the
+// changed bytes of done and fsyncs it). A write torn by a crash leaves
+// each block of done old or new, and either marks only fsynced chunks, so
+// after a crash the worst case is verified chunks that done does not mark
+// yet: open re-verifies the unmarked chunks from data instead of fetching
+// them again. A done file that is missing or not of its size marks
+// nothing (every chunk is re-verified from data). A mark that survives
+// though its chunk was unmarked (recheck) is caught again by the
+// whole-file hash at the end (getter.finish).
+//
+// state is replaced atomically (temp file, fsync, rename, fsync dir); it
+// is written after data and done exist, so a partial without state is
+// one whose creation did not finish. A state of format 1 (name, manifest
+// and bitmap in one file, rewritten whole on every save) is read and
+// converted.
 const (
 	partialDirName = ".partial"
 	dataName       = "data"
 	stateName      = "state"
+	doneName       = "done"
 	stateMagic     = "p2pt"
-	stateVersion   = 1
+	stateVersion   = 2
+	stateVersion1  = 1 // the bitmap inside the state file
 )
 
 // partial is one download's on-disk state.
 type partial struct {
-	dir     string
-	c       cid.Cid
-	m       *manifest.Manifest
-	mbytes  []byte
-	name    string
-	data    *os.File
-	mu      sync.Mutex // serialises persist
-	resumed int        // chunks found verified on disk when opened
+	dir    string
+	c      cid.Cid
+	m      *manifest.Manifest
+	mbytes []byte // the manifest's bytes; kept only for a download in memory (spill)
+	name   string
+	data   *os.File
+	// bitmap is the done file; disk is what it holds, next is the bitmap
+	// being saved (both under mu).
+	bitmap     *os.File
+	disk, next []byte
+	mu         sync.Mutex // serialises persist
+	resumed    int        // chunks found verified on disk when opened
 	// inMem: a download of at most one chunk held in memory (mem, written
 	// under mu) instead of a data file; no dir, no state, nothing on disk
 	// until getter.finish places it (see getter.fast).
@@ -129,28 +152,29 @@ func partialDir(downloadDir string, c cid.Cid) string {
 	return filepath.Join(downloadDir, partialDirName, c.String())
 }
 
-// stateFile is the decoded content of a state file.
+// stateFile is the decoded content of a state file, with the done
+// bitmap read beside it.
 type stateFile struct {
 	name   string
 	mbytes []byte
 	done   []bool
+	// rewrite: the state is of format 1 and must be converted;
+	// rewriteDone: the done file is missing or not of its size (so it
+	// marks nothing) and must be written whole.
+	rewrite, rewriteDone bool
 }
 
-func encodeState(name string, mbytes []byte, done []bool) []byte {
+// encodeState is the state file of a download: format 2, name and
+// manifest, then the SHA-256 of everything before.
+func encodeState(name string, mbytes []byte) []byte {
 	var b bytes.Buffer
+	b.Grow(8 + 2 + len(name) + 4 + len(mbytes) + sha256.Size)
 	b.WriteString(stateMagic)
 	b.Write([]byte{stateVersion, 0, 0, 0})
 	binary.Write(&b, binary.BigEndian, uint16(len(name)))
 	b.WriteString(name)
 	binary.Write(&b, binary.BigEndian, uint32(len(mbytes)))
 	b.Write(mbytes)
-	bm := make([]byte, (len(done)+7)/8)
-	for i, d := range done {
-		if d {
-			bm[i/8] |= 1 << (i % 8)
-		}
-	}
-	b.Write(bm)
 	sum := sha256.Sum256(b.Bytes())
 	b.Write(sum[:])
 	return b.Bytes()
@@ -158,6 +182,8 @@ func encodeState(name string, mbytes []byte, done []bool) []byte {
 
 var errBadState = errors.New("bad partial download state")
 
+// decodeState decodes a state file of format 2 (st.done is nil: the
+// bitmap is in the done file) or 1 (st.done is its bitmap).
 func decodeState(c cid.Cid, b []byte) (*stateFile, *manifest.Manifest, error) {
 	if len(b) < 8+2+4+sha256.Size {
 		return nil, nil, errBadState
@@ -166,7 +192,8 @@ func decodeState(c cid.Cid, b []byte) (*stateFile, *manifest.Manifest, error) {
 	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {
 		return nil, nil, fmt.Errorf("%w: checksum", errBadState)
 	}
-	if string(body[:4]) != stateMagic || body[4] != stateVersion {
+	version := body[4]
+	if string(body[:4]) != stateMagic || (version != stateVersion && version != stateVersion1) {
 		return nil, nil, fmt.Errorf("%w: unknown format", errBadState)
 	}
 	body = body[8:]
@@ -189,26 +216,63 @@ func decodeState(c cid.Cid, b []byte) (*stateFile, *manifest.Manifest, error) {
 		return nil, nil, fmt.Errorf("%w: %w", errBadState, err)
 	}
 	n := len(m.Chunks)
-	if len(body) != (n+7)/8 {
+	if version == stateVersion {
+		if len(body) != 0 {
+			return nil, nil, fmt.Errorf("%w: trailing bytes", errBadState)
+		}
+		return st, m, nil
+	}
+	if len(body) != bitmapLen(n) {
 		return nil, nil, fmt.Errorf("%w: bitmap length", errBadState)
 	}
-	st.done = make([]bool, n)
-	for i := range st.done {
-		st.done[i] = body[i/8]&(1<<(i%8)) != 0
-	}
+	st.done = decodeBitmap(body, n)
+	st.rewrite = true
 	return st, m, nil
 }
 
-// readState reads a partial download's state file.
+func bitmapLen(n int) int { return (n + 7) / 8 }
+
+func decodeBitmap(bm []byte, n int) []bool {
+	done := make([]bool, n)
+	for i := range done {
+		done[i] = bm[i/8]&(1<<(i%8)) != 0
+	}
+	return done
+}
+
+// encodeBitmap writes done as a bitmap into bm (bitmapLen(len(done)) bytes).
+func encodeBitmap(bm []byte, done []bool) {
+	clear(bm)
+	for i, d := range done {
+		if d {
+			bm[i/8] |= 1 << (i % 8)
+		}
+	}
+}
+
+// readState reads a partial download's state file and its done bitmap.
 func readState(dir string, c cid.Cid) (*stateFile, *manifest.Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, stateName))
 	if err != nil {
 		return nil, nil, err
 	}
-	return decodeState(c, b)
+	st, m, err := decodeState(c, b)
+	if err != nil || st.done != nil {
+		return st, m, err
+	}
+	n := len(m.Chunks)
+	bm, err := os.ReadFile(filepath.Join(dir, doneName))
+	if err != nil || len(bm) != bitmapLen(n) {
+		// Marks nothing: the chunks are re-verified from the data file.
+		st.done, st.rewriteDone = make([]bool, n), true
+		return st, m, nil
+	}
+	st.done = decodeBitmap(bm, n)
+	return st, m, nil
 }
 
-// createPartial starts a new partial download with a verified manifest.
+// createPartial starts a new partial download with a verified manifest:
+// the data file (pre-sized, sparse), an empty done bitmap, then the state.
 func createPartial(dir string, c cid.Cid, m *manifest.Manifest, mbytes []byte, name string) (*partial, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -221,12 +285,52 @@ func createPartial(dir string, c cid.Cid, m *manifest.Manifest, mbytes []byte, n
 		f.Close()
 		return nil, err
 	}
-	p := &partial{dir: dir, c: c, m: m, mbytes: mbytes, name: name, data: f}
-	if err := p.persist(make([]bool, len(m.Chunks))); err != nil {
+	p := &partial{dir: dir, c: c, m: m, name: name, data: f}
+	if err := p.openDone(true); err != nil {
 		f.Close()
 		return nil, err
 	}
+	if err := atomicfile.Write(filepath.Join(dir, stateName), encodeState(name, mbytes), 0o600); err != nil {
+		p.close()
+		return nil, err
+	}
 	return p, nil
+}
+
+// openDone opens the done bitmap file, making it all zeros if fresh is
+// set (or it is not of its size), and loads what it holds.
+func (p *partial) openDone(fresh bool) error {
+	n := bitmapLen(len(p.m.Chunks))
+	flag := os.O_RDWR | os.O_CREATE
+	if fresh {
+		flag |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(filepath.Join(p.dir, doneName), flag, 0o600)
+	if err != nil {
+		return err
+	}
+	p.disk, p.next = make([]byte, n), make([]byte, n)
+	if !fresh {
+		if _, err := io.ReadFull(f, p.disk); err != nil {
+			clear(p.disk)
+			fresh = true
+		} else if fi, err := f.Stat(); err != nil || fi.Size() != int64(n) {
+			clear(p.disk)
+			fresh = true
+		}
+	}
+	if fresh {
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Truncate(int64(n)); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	p.bitmap = f
+	return nil
 }
 
 // openPartial reopens a partial download. Chunks the state marks are
@@ -257,10 +361,21 @@ func openPartial(dir string, c cid.Cid) (*partial, []bool, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("%w: data file holds %d bytes, want %d", errBadState, fi.Size(), m.Size)
 	}
-	p := &partial{dir: dir, c: c, m: m, mbytes: st.mbytes, name: st.name, data: f}
+	p := &partial{dir: dir, c: c, m: m, name: st.name, data: f}
+	if err := p.openDone(st.rewrite || st.rewriteDone); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if st.rewrite {
+		// Format 1: the bitmap moves to the done file (written below).
+		if err := atomicfile.Write(filepath.Join(dir, stateName), encodeState(st.name, st.mbytes), 0o600); err != nil {
+			p.close()
+			return nil, nil, err
+		}
+	}
 	done := st.done
 	if err := p.reverify(done); err != nil {
-		f.Close()
+		p.close()
 		return nil, nil, err
 	}
 	for _, d := range done {
@@ -269,10 +384,33 @@ func openPartial(dir string, c cid.Cid) (*partial, []bool, error) {
 		}
 	}
 	if err := p.persist(done); err != nil {
-		f.Close()
+		p.close()
 		return nil, nil, err
 	}
 	return p, done, nil
+}
+
+// rename records a new name for the download (a resumed Get named it
+// otherwise): the state is rewritten, manifest included, once.
+func (p *partial) rename(name string) error {
+	if p.inMem || name == p.name {
+		p.name = name
+		return nil
+	}
+	path := filepath.Join(p.dir, stateName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	st, _, err := decodeState(p.c, b)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(path, encodeState(name, st.mbytes), 0o600); err != nil {
+		return err
+	}
+	p.name = name
+	return nil
 }
 
 // noNotExist hides fs.ErrNotExist in err's chain (as text), so that a
@@ -359,24 +497,66 @@ func (p *partial) verifyChunks(todo func(yield func(int)), result func(i int, ok
 }
 
 // persist records done as the verified chunks: data is fsynced first, so
-// every chunk the new state marks is on disk, then state is replaced
-// atomically. done must only mark chunks whose WriteAt has returned.
+// every chunk the new bitmap marks is on disk, then the bytes of the done
+// file that change are written in place and fsynced. done must only mark
+// chunks whose WriteAt has returned. Nothing is written if no mark
+// changed.
 func (p *partial) persist(done []bool) error {
 	if p.inMem {
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	encodeBitmap(p.next, done)
+	runs := changedRuns(p.disk, p.next)
+	if len(runs) == 0 {
+		return nil
+	}
 	if err := p.data.Sync(); err != nil {
 		return fmt.Errorf("sync partial data: %w", err)
 	}
 	dropCache(p.data)
-	return atomicfile.Write(filepath.Join(p.dir, stateName), encodeState(p.name, p.mbytes, done), 0o600)
+	for _, r := range runs {
+		if _, err := p.bitmap.WriteAt(p.next[r[0]:r[1]], int64(r[0])); err != nil {
+			return fmt.Errorf("save verified chunks: %w", err)
+		}
+	}
+	if err := p.bitmap.Sync(); err != nil {
+		return fmt.Errorf("save verified chunks: %w", err)
+	}
+	for _, r := range runs {
+		copy(p.disk[r[0]:r[1]], p.next[r[0]:r[1]])
+	}
+	return nil
+}
+
+// runGap is how many unchanged bytes between two changed ones are
+// written anyway, to make one write of two.
+const runGap = 64
+
+// changedRuns returns the byte ranges [a, b) where next differs from
+// old, merging ranges less than runGap apart.
+func changedRuns(old, next []byte) [][2]int {
+	var runs [][2]int
+	for i := 0; i < len(next); i++ {
+		if old[i] == next[i] {
+			continue
+		}
+		if k := len(runs) - 1; k >= 0 && i-runs[k][1] < runGap {
+			runs[k][1] = i + 1
+		} else {
+			runs = append(runs, [2]int{i, i + 1})
+		}
+	}
+	return runs
 }
 
 func (p *partial) close() error {
 	if p.inMem {
 		return nil
+	}
+	if p.bitmap != nil {
+		p.bitmap.Close()
 	}
 	return p.data.Close()
 }
@@ -386,6 +566,6 @@ func (p *partial) remove() error {
 	if p.inMem {
 		return nil
 	}
-	p.data.Close()
+	p.close()
 	return os.RemoveAll(p.dir)
 }

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
 // swarm is the providers of one Get: every provider the Finder found, what
@@ -105,7 +108,7 @@ func (s *swarm) run() error {
 		}
 		s.startWorkers()
 		if s.active == 0 && len(s.pending) == 0 && !s.searching {
-			if err := s.allUnreachable(); err != nil {
+			if err := s.allRefused(); err != nil {
 				return err
 			}
 			s.searchLater()
@@ -270,26 +273,57 @@ func (s *swarm) workerEnded(ev workerEnded) error {
 	return nil
 }
 
-// allUnreachable returns an error when every provider found so far
-// failed because it cannot carry file bytes (Config.Reach said so):
-// waiting would hang silently, so the Get ends with the reason.
-func (s *swarm) allUnreachable() error {
+// allRefused returns an error when every provider found so far failed
+// because it cannot serve this download (cannotServe): waiting would hang
+// silently, so the Get ends with each provider's answer.
+func (s *swarm) allRefused() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
-	for _, ps := range s.provs {
+	carry := true // every one is unreachable: it cannot carry file bytes
+	for id, ps := range s.provs {
 		switch {
 		case ps.status == pBad:
 			continue
-		case ps.status != pFailed || !isUnreachable(ps.lastErr):
+		case ps.status != pFailed || !cannotServe(ps.lastErr):
 			return nil
 		}
-		errs = append(errs, ps.lastErr)
+		err := ps.lastErr
+		if !isUnreachable(err) { // an UnreachableError names its peer
+			carry = false
+			err = fmt.Errorf("peer %s: %w", id, err)
+		}
+		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
 		return nil
 	}
-	return &fatalError{fmt.Errorf("no provider can carry the file: %w", errors.Join(errs...))}
+	// In a stable order, for the user and for tests.
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	what := "no provider can carry the file"
+	if !carry {
+		what = "no provider can serve the file"
+	}
+	return &fatalError{fmt.Errorf("%s: %w", what, errors.Join(errs...))}
+}
+
+// cannotServe reports whether err, the end of a provider's worker, says
+// that the provider cannot serve this download at all rather than that it
+// is lost for now: it cannot carry file bytes (Config.Reach said so), it
+// answered that it does not serve the file (NOT_SERVED: not published, or
+// withdrawn) or that the file changed since it was published (CHANGED),
+// or its manifest was refused (checkHeader). A lost provider is waited
+// for; one that cannot serve is not.
+func cannotServe(err error) bool {
+	var re *refusedError
+	var rm *refusedManifestError
+	switch {
+	case isUnreachable(err), errors.As(err, &rm):
+		return true
+	case errors.As(err, &re):
+		return re.status == proto.FetchResponse_NOT_SERVED || re.status == proto.FetchResponse_CHANGED
+	}
+	return false
 }
 
 func (s *swarm) setStatus(p peer.ID, status int) {
@@ -309,6 +343,13 @@ func (s *swarm) search() {
 		defer s.send(searchEnded{})
 		for _, ai := range s.g.opt.Hints {
 			if !s.send(providerFound{ai}) {
+				return
+			}
+		}
+		// The peers the user named are asked whether or not a search
+		// finds them: one that does not have the file says so.
+		for _, id := range s.g.opt.From {
+			if !s.send(providerFound{peer.AddrInfo{ID: id}}) {
 				return
 			}
 		}

@@ -18,8 +18,11 @@
 // which failed or sent bad data, asking the Finder again with backoff);
 // worker.go the fetching from one provider over one stream; sched.go which
 // chunk ranges are asked of whom; partial.go the on-disk state;
-// filehash.go the whole-file hash; finish.go the whole-file check and the
-// end of a Get; place.go putting the file under a free name. The server is
+// limits.go what a manifest may make a fetcher do (checked on its header,
+// before anything is allocated or created: the expected size and hash, a
+// bound on chunks, the free space); filehash.go the whole-file hash;
+// finish.go the whole-file check and the end of a Get; place.go putting
+// the file under a free name. The server is
 // server.go; client.go and pool.go are the fetcher's end of a stream and
 // the streams kept between downloads.
 //

@@ -3,9 +3,12 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/p2pshare/p2pshare/internal/atomicfile"
 	"github.com/p2pshare/p2pshare/internal/manifest"
 )
 
@@ -104,19 +108,13 @@ func TestStateCodec(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := m.CID()
-	done := []bool{true, false, true, true, false, true}
-	b := encodeState("n.bin", m.Marshal(), done)
+	b := encodeState("n.bin", m.Marshal())
 	st, m2, err := decodeState(c, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.name != "n.bin" || m2.Size != m.Size || len(st.done) != len(done) {
+	if st.name != "n.bin" || m2.Size != m.Size || st.done != nil || st.rewrite {
 		t.Fatalf("decoded %+v", st)
-	}
-	for i := range done {
-		if st.done[i] != done[i] {
-			t.Fatalf("bit %d: %v", i, st.done[i])
-		}
 	}
 	// Any flipped byte or truncation is refused.
 	for i := 0; i < len(b); i += 7 {
@@ -133,6 +131,129 @@ func TestStateCodec(t *testing.T) {
 	other := (&manifest.Manifest{ChunkSize: testChunk}).CID()
 	if _, _, err := decodeState(other, b); err == nil {
 		t.Fatal("state of another CID accepted")
+	}
+}
+
+// encodeStateV1 is the state file of format 1: name, manifest and bitmap
+// in one file (what a node before format 2 left on disk).
+func encodeStateV1(name string, mbytes []byte, done []bool) []byte {
+	var b bytes.Buffer
+	b.WriteString(stateMagic)
+	b.Write([]byte{stateVersion1, 0, 0, 0})
+	binary.Write(&b, binary.BigEndian, uint16(len(name)))
+	b.WriteString(name)
+	binary.Write(&b, binary.BigEndian, uint32(len(mbytes)))
+	b.Write(mbytes)
+	bm := make([]byte, bitmapLen(len(done)))
+	encodeBitmap(bm, done)
+	b.Write(bm)
+	sum := sha256.Sum256(b.Bytes())
+	b.Write(sum[:])
+	return b.Bytes()
+}
+
+func TestStateCodecV1(t *testing.T) {
+	data := pattern(5*testChunk+1, 1)
+	m, err := manifest.Build(context.Background(), bytes.NewReader(data), int64(len(data)), testChunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := []bool{true, false, true, true, false, true}
+	st, _, err := decodeState(m.CID(), encodeStateV1("n.bin", m.Marshal(), done))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.name != "n.bin" || !st.rewrite || !slices.Equal(st.done, done) {
+		t.Fatalf("decoded %+v", st)
+	}
+}
+
+// A save writes the bytes of the bitmap that changed, never the manifest:
+// marking one more chunk of a 2^18-chunk download rewrites one byte of
+// done and leaves state as it was.
+func TestPersistWritesOnlyChanges(t *testing.T) {
+	const n = 1 << 18
+	m := &manifest.Manifest{Size: n * manifest.MinChunkSize, ChunkSize: manifest.MinChunkSize, Chunks: make([]manifest.Hash, n)}
+	dir := filepath.Join(t.TempDir(), "p")
+	p, err := createPartial(dir, m.CID(), m, m.Marshal(), "big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	stateBefore, err := os.Stat(filepath.Join(dir, stateName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stateBefore.Size() < n*32 {
+		t.Fatalf("state holds %d bytes, want the manifest (%d)", stateBefore.Size(), n*32)
+	}
+	wrote := 0
+	written := func() int {
+		wrote = 0
+		for _, r := range changedRuns(p.disk, p.next) {
+			wrote += r[1] - r[0]
+		}
+		return wrote
+	}
+	done := make([]bool, n)
+	for _, i := range []int{0, 1000, n - 1} {
+		done[i] = true
+		encodeBitmap(p.next, done)
+		if w := written(); w != 1 {
+			t.Fatalf("marking chunk %d changes %d bytes of the bitmap, want 1", i, w)
+		}
+		if err := p.persist(done); err != nil {
+			t.Fatal(err)
+		}
+		if w := written(); w != 0 {
+			t.Fatalf("after the save %d bytes differ from the disk", w)
+		}
+	}
+	stateAfter, err := os.Stat(filepath.Join(dir, stateName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(stateBefore, stateAfter) || !stateAfter.ModTime().Equal(stateBefore.ModTime()) {
+		t.Fatal("the state file (with the manifest) was rewritten by a save")
+	}
+	// What the saves wrote is what a reader finds.
+	st, _, err := readState(dir, m.CID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(st.done, done) || st.rewriteDone {
+		t.Fatal("the done file does not hold what was saved")
+	}
+}
+
+// A partial left by format 1 is resumed: converted to state + done, its
+// marks kept, the download completes without fetching them again.
+func TestResumeStateV1(t *testing.T) {
+	cli, c, data, dir, marked, served := pausedDownload(t, 45)
+	st, _, err := readState(dir, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, doneName)); err != nil {
+		t.Fatal(err)
+	}
+	if err := atomicfile.Write(filepath.Join(dir, stateName), encodeStateV1(st.name, st.mbytes, st.done), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res.Path, data)
+	if res.Resumed != len(marked) {
+		t.Errorf("resumed %d chunks, want the %d marked", res.Resumed, len(marked))
+	}
+	served.mu.Lock()
+	defer served.mu.Unlock()
+	for _, i := range marked {
+		if served.chunks[i] != 0 {
+			t.Errorf("marked chunk %d fetched again", i)
+		}
 	}
 }
 
@@ -261,7 +382,7 @@ func TestCloseResetsIdleServerStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cn.reset()
-	if _, _, err := cn.fetchManifest(); err != nil {
+	if _, _, err := cn.fetchManifest(func(manifest.Header) error { return nil }, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The fetcher now idles; Close must not wait for the idle timeout.
