@@ -121,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: open datastore: %w", err)
 	}
-	n.peers, err = newPeerTable(ctx, namespace.Wrap(n.ds, datastore.NewKey(peersNamespace)), n.log)
+	n.peers, err = newPeerTable(ctx, namespace.Wrap(n.ds, datastore.NewKey(peersNamespace)), n.log, cfg.MaxPeers)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
