@@ -40,13 +40,19 @@ func scopeLimit(t *testing.T, s network.ResourceScope) rcmgr.Limit {
 	return l.Limit()
 }
 
+// inbound is a resource-manager scope's inbound stream limit and the
+// inbound streams in it now.
+func inbound(t *testing.T, s network.ResourceScope) (limit, now int) {
+	t.Helper()
+	return scopeLimit(t, s).GetStreamLimit(network.DirInbound), s.Stat().NumStreamsInbound
+}
+
 // transientInbound is the victim's transient scope: its inbound stream
 // limit and the inbound streams in it now.
 func transientInbound(t *testing.T, n *node.Node) (limit, now int) {
 	t.Helper()
 	err := n.P2P.Host().Network().ResourceManager().ViewTransient(func(s network.ResourceScope) error {
-		limit = scopeLimit(t, s).GetStreamLimit(network.DirInbound)
-		now = s.Stat().NumStreamsInbound
+		limit, now = inbound(t, s)
 		return nil
 	})
 	if err != nil {

@@ -24,8 +24,7 @@ import (
 func fetchInboundLimit(t *testing.T, n *node.Node) (limit, now int) {
 	t.Helper()
 	err := n.P2P.Host().Network().ResourceManager().ViewProtocol(proto.FetchID, func(s network.ProtocolScope) error {
-		limit = scopeLimit(t, s).GetStreamLimit(network.DirInbound)
-		now = s.Stat().NumStreamsInbound
+		limit, now = inbound(t, s)
 		return nil
 	})
 	if err != nil {

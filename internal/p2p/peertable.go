@@ -467,17 +467,6 @@ func (t *PeerTable) markOffline(id peer.ID, cause error) {
 	})
 }
 
-// ids returns the peers in the table.
-func (t *PeerTable) ids() []peer.ID {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]peer.ID, 0, len(t.peers))
-	for id := range t.peers {
-		out = append(out, id)
-	}
-	return out
-}
-
 // close persists every row (LastSeen may be up to a minute stale in the
 // store), closes every subscription and makes later updates no-ops. The
 // datastore stays open: its owner closes it.
