@@ -46,6 +46,8 @@ type Config struct {
 	BBSBits int
 	// UploadLimit caps what the node serves, bytes per second (0: none).
 	UploadLimit int64
+	// MaxPeers bounds the peer table (0: p2p.DefaultMaxPeers).
+	MaxPeers int
 	Logger      *slog.Logger
 	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
 	DHTOptions []dht.Option
@@ -116,6 +118,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		PortMap:      cfg.PortMap,
 		Relays:       cfg.Relays,
 		RelayService: cfg.RelayService,
+		MaxPeers:     cfg.MaxPeers,
 	})
 	if err != nil {
 		return nil, err

@@ -72,6 +72,9 @@ type Config struct {
 	// PingTimeout bounds one ping, dial included; 0 means DefaultPingTimeout.
 	PingTimeout time.Duration
 
+	// MaxPeers bounds the peer table; 0 means DefaultMaxPeers.
+	MaxPeers int
+
 	// Logger receives the node's logs; nil discards them. Nothing in this
 	// package writes to stdout or stderr.
 	Logger *slog.Logger

@@ -2,11 +2,14 @@ package p2p
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // Which peers enter the table. A peer is recorded once identify shows it
@@ -25,11 +28,19 @@ func (n *Node) eventLoop() {
 			if !speaksP2PShare(e.Protocols) {
 				continue
 			}
-			addrs := e.ListenAddrs
-			if len(addrs) == 0 {
-				addrs = n.host.Peerstore().Addrs(e.Peer)
+			var advertised []multiaddr.Multiaddr // nil: any the peerstore has
+			if len(e.ListenAddrs) > 0 {
+				advertised = e.ListenAddrs
 			}
-			n.seen(e.Peer, addrs, directionSource(e.Conn))
+			if e.SignedPeerRecord != nil {
+				// What identify uses when the peer sent one.
+				if rec, err := e.SignedPeerRecord.Record(); err == nil {
+					if pr, ok := rec.(*peer.PeerRecord); ok {
+						advertised = pr.Addrs
+					}
+				}
+			}
+			n.seen(e.Peer, n.acceptedAddrs(e.Peer, advertised, e.Conn), directionSource(e.Conn))
 		case event.EvtPeerProtocolsUpdated:
 			if !speaksP2PShare(e.Added) {
 				continue
@@ -38,7 +49,7 @@ func (n *Node) eventLoop() {
 			if len(conns) == 0 {
 				continue
 			}
-			n.seen(e.Peer, n.host.Peerstore().Addrs(e.Peer), directionSource(conns[0]))
+			n.seen(e.Peer, n.acceptedAddrs(e.Peer, nil, conns[0]), directionSource(conns[0]))
 		case event.EvtPeerConnectednessChanged:
 			if e.Connectedness == network.Connected {
 				continue
@@ -51,6 +62,52 @@ func (n *Node) eventLoop() {
 			}
 		}
 	}
+}
+
+// acceptedAddrs is what the table records for a peer connected over c:
+// the addresses it advertised (nil: any) that identify accepted into the
+// peerstore, less those it has no business giving us (filterAdvertised).
+// The table's addresses are what the keepalive dials, so a peer must not be
+// able to make this node dial arbitrary addresses on its own LAN or host.
+func (n *Node) acceptedAddrs(id peer.ID, advertised []multiaddr.Multiaddr, c network.Conn) []multiaddr.Multiaddr {
+	addrs := n.host.Peerstore().Addrs(id)
+	if advertised != nil {
+		addrs = slices.DeleteFunc(addrs, func(a multiaddr.Multiaddr) bool {
+			return !slices.ContainsFunc(advertised, a.Equal)
+		})
+	}
+	var remote multiaddr.Multiaddr
+	if c != nil {
+		remote = c.RemoteMultiaddr()
+	}
+	return filterAdvertised(addrs, remote)
+}
+
+// filterAdvertised drops from the addresses a peer gave us those we must
+// not dial, given the address its connection came from (identify's rule,
+// applied again because the table outlives the peerstore's entries):
+// from a public address, only public addresses (the peer is not on our
+// LAN, so its private and loopback addresses are ours, not its); from a
+// private one, no loopback; from loopback, anything. Unspecified addresses
+// (0.0.0.0, ::), which reach this host, are always dropped. With no
+// connection (remote nil) only public addresses are kept.
+func filterAdvertised(addrs []multiaddr.Multiaddr, remote multiaddr.Multiaddr) []multiaddr.Multiaddr {
+	var keep func(multiaddr.Multiaddr) bool
+	switch {
+	case remote != nil && manet.IsIPLoopback(remote):
+		keep = func(multiaddr.Multiaddr) bool { return true }
+	case remote != nil && manet.IsPrivateAddr(remote):
+		keep = func(a multiaddr.Multiaddr) bool { return !manet.IsIPLoopback(a) }
+	default:
+		keep = manet.IsPublicAddr
+	}
+	var out []multiaddr.Multiaddr
+	for _, a := range addrs {
+		if a != nil && !manet.IsIPUnspecified(a) && keep(a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // seen records a live p2pshare peer that just identified itself.
@@ -83,20 +140,27 @@ func (n *Node) requestCheck(id peer.ID) {
 	}
 }
 
-// checkLoop pings the peers asked for by requestCheck.
+// checkLoop pings the peers asked for by requestCheck, each in its lane
+// (see lane), at most one ping per peer at a time: a check asked for while
+// one is in flight is covered by it.
 func (n *Node) checkLoop() {
-	sem := make(chan struct{}, maxConcurrentPings)
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case id := <-n.checks:
-			select {
-			case sem <- struct{}{}:
-			case <-n.ctx.Done():
-				return
+			p, ok := n.peers.Get(id)
+			if !ok || !n.live.start(id, time.Now()) {
+				continue
 			}
+			sem := n.lane(p)
 			n.wg.Go(func() {
+				defer n.live.finish(id)
+				select {
+				case sem <- struct{}{}:
+				case <-n.ctx.Done():
+					return
+				}
 				defer func() { <-sem }()
 				n.checkPeer(n.ctx, id, true)
 			})

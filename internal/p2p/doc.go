@@ -6,12 +6,22 @@
 // table with its keepalive.
 //
 // The peer table is the successor of the original system's node list with
-// alive flags: every p2pshare peer ever seen stays in it, persisted in the
-// datastore under "/peers". A keepalive round every Config.Keepalive pings
-// the online peers, and the offline ones less and less often (the wait
-// doubles, up to maxOfflineBackoff), to keep each peer's Online flag,
-// LastSeen and RTT true; host events (a peer identified, its last
-// connection closed) trigger a ping at once.
+// alive flags: p2pshare peers seen, persisted in the datastore under
+// "/peers", up to Config.MaxPeers rows (identities cost nothing to make:
+// when it is full, the row that matters least goes, see evictionOrder),
+// each with the addresses identify accepted, less those the peer has no
+// business giving (filterAdvertised). A keepalive round every
+// Config.Keepalive pings the online peers, and the offline ones less and
+// less often (the wait doubles, up to maxOfflineBackoff), to keep each
+// peer's Online flag, LastSeen and RTT true; host events (a peer
+// identified, its last connection closed) trigger a ping at once. Rounds
+// are bounded, and the peers we exchange files with are pinged in a lane
+// of their own, so unreachable rows cannot delay them.
+//
+// Hostile peers are bounded throughout: the resource manager makes one
+// peer, and one IP address, a small share of every scope (limits.go), and
+// the DHT stores a bounded number of provider records per peer
+// (providers.go).
 //
 // What it is not: it knows nothing of files, catalogs or the encryption
 // layer. internal/share (catalogs, announcements) uses the Host, DHT,

@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,9 +14,14 @@ import (
 )
 
 const (
-	// maxConcurrentPings bounds the pings of one keepalive round, and
-	// separately those asked for by events.
+	// maxConcurrentPings bounds the pings in flight in each of the two
+	// lanes (see lane).
 	maxConcurrentPings = 16
+	// maxPingsPerRound bounds the pings a periodic keepalive round starts
+	// to peers that are not valued (see PeerInfo.valued): with the lane's
+	// concurrency, what a table full of unreachable addresses ("black
+	// holes", each costing a PingTimeout) can cost per interval.
+	maxPingsPerRound = 32
 	// maxConcurrentDials bounds dials to peers found by mDNS.
 	maxConcurrentDials = 8
 	// maxOfflineBackoff is the longest an offline peer goes unpinged. An
@@ -47,25 +53,98 @@ func (n *Node) RefreshPeers(ctx context.Context) {
 	n.refresh(ctx, true)
 }
 
-// refresh is one keepalive round; force ignores the offline backoff.
+// refresh is one keepalive round; force ignores the offline backoff and
+// the round's bounds, and waits for every ping.
+//
+// A periodic round does not wait for its pings: it starts those that are
+// due, valued peers first, then online ones, then the least recently
+// pinged, each in its lane (see lane) as long as the lane has room, at
+// most maxPingsPerRound of them to peers that are not valued, and never a
+// second ping of a peer whose ping is in flight. Peers left over are due
+// at the next round. So however many rows are unreachable, a valued
+// peer's ping starts every interval and its online/offline flip comes
+// within one interval and a PingTimeout.
 func (n *Node) refresh(ctx context.Context, force bool) {
 	n.adoptRoutingTable()
-	sem := make(chan struct{}, maxConcurrentPings)
+	n.noteExchanges()
+	rows := n.peers.List()
+	n.live.prune(rows)
+	now := time.Now()
+	due := rows[:0]
+	for _, p := range rows {
+		if force || n.live.due(p.ID, now) {
+			due = append(due, p)
+		}
+	}
+	n.live.order(due)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, id := range n.peers.ids() {
-		if !force && !n.live.due(id, time.Now()) {
+	others := 0
+	for _, p := range due {
+		sem := n.lane(p)
+		if force {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				n.checkPeer(ctx, p.ID, false)
+			})
 			continue
+		}
+		if !p.valued() && others >= maxPingsPerRound {
+			continue
+		}
+		if !n.live.start(p.ID, now) {
+			continue // in flight: its outcome is recorded when it ends
 		}
 		select {
 		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
+		default: // the lane is full: the peer is due at the next round
+			n.live.finish(p.ID)
+			continue
 		}
-		wg.Go(func() {
+		if !p.valued() {
+			others++
+		}
+		n.wg.Go(func() {
 			defer func() { <-sem }()
-			n.checkPeer(ctx, id, false)
+			defer n.live.finish(p.ID)
+			n.checkPeer(ctx, p.ID, false)
 		})
+	}
+}
+
+// lane returns the ping semaphore for p: one for valued peers (those we
+// exchange files with, or that the user or configuration named), one for
+// all others, so that pings to unreachable peers never hold up theirs.
+func (n *Node) lane(p PeerInfo) chan struct{} {
+	if p.valued() {
+		return n.live.valuedLane
+	}
+	return n.live.othersLane
+}
+
+// noteExchanges records, for every peer with a file-transfer stream open
+// now (Config.BulkProtocols, either direction), that we exchange files
+// with it. The fetcher keeps its streams open between downloads (30 s)
+// and the server for longer, so a round every Keepalive sees them.
+func (n *Node) noteExchanges() {
+	seen := make(map[peer.ID]bool)
+	for _, c := range n.host.Network().Conns() {
+		p := c.RemotePeer()
+		if seen[p] {
+			continue
+		}
+		for _, st := range c.GetStreams() {
+			if slices.Contains(n.cfg.BulkProtocols, st.Protocol()) {
+				seen[p] = true
+				n.peers.markExchanged(p)
+				break
+			}
+		}
 	}
 }
 
@@ -82,8 +161,13 @@ func (n *Node) adoptRoutingTable() {
 		if !speaksP2PShare(protos) {
 			continue
 		}
-		if _, ok := n.peers.Get(id); !ok {
-			n.peers.observe(id, n.host.Peerstore().Addrs(id), SourceDHT)
+		if _, ok := n.peers.Get(id); ok {
+			continue
+		}
+		// Recorded like an identified peer: relative to the connection it
+		// came on; one not connected now is adopted in a later round.
+		if conns := n.host.Network().ConnsToPeer(id); len(conns) > 0 {
+			n.peers.observe(id, n.acceptedAddrs(id, nil, conns[0]), SourceDHT)
 		}
 	}
 }
@@ -149,10 +233,16 @@ func (n *Node) pingOnce(ctx context.Context, id peer.ID) (time.Duration, error) 
 	}
 }
 
-// liveness is the keepalive's per-peer backoff for offline peers.
+// liveness is the keepalive's per-peer state: the backoff of offline
+// peers, which peers have a ping in flight, and when each was last pinged
+// (for the order of a round); and the two ping lanes.
 type liveness struct {
-	mu sync.Mutex
-	m  map[peer.ID]liveState
+	mu       sync.Mutex
+	m        map[peer.ID]liveState
+	inflight map[peer.ID]bool
+	lastPing map[peer.ID]time.Time
+
+	valuedLane, othersLane chan struct{}
 }
 
 type liveState struct {
@@ -160,7 +250,76 @@ type liveState struct {
 	next     time.Time // do not ping before this, unless forced
 }
 
-func newLiveness() *liveness { return &liveness{m: make(map[peer.ID]liveState)} }
+func newLiveness() *liveness {
+	return &liveness{
+		m:          make(map[peer.ID]liveState),
+		inflight:   make(map[peer.ID]bool),
+		lastPing:   make(map[peer.ID]time.Time),
+		valuedLane: make(chan struct{}, maxConcurrentPings),
+		othersLane: make(chan struct{}, maxConcurrentPings),
+	}
+}
+
+// start marks a ping of id in flight, unless one already is.
+func (l *liveness) start(id peer.ID, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inflight[id] {
+		return false
+	}
+	l.inflight[id] = true
+	l.lastPing[id] = now
+	return true
+}
+
+func (l *liveness) finish(id peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.inflight, id)
+}
+
+// order sorts a round's peers: valued first, then online, then least
+// recently pinged first.
+func (l *liveness) order(ps []PeerInfo) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	slices.SortStableFunc(ps, func(a, b PeerInfo) int {
+		if a.valued() != b.valued() {
+			if a.valued() {
+				return -1
+			}
+			return 1
+		}
+		if a.Online != b.Online {
+			if a.Online {
+				return -1
+			}
+			return 1
+		}
+		return l.lastPing[a.ID].Compare(l.lastPing[b.ID])
+	})
+}
+
+// prune forgets peers no longer in the table (evicted), so the state stays
+// as bounded as the table.
+func (l *liveness) prune(rows []PeerInfo) {
+	in := make(map[peer.ID]bool, len(rows))
+	for _, p := range rows {
+		in[p.ID] = true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id := range l.m {
+		if !in[id] {
+			delete(l.m, id)
+		}
+	}
+	for id := range l.lastPing {
+		if !in[id] && !l.inflight[id] {
+			delete(l.lastPing, id)
+		}
+	}
+}
 
 func (l *liveness) due(id peer.ID, now time.Time) bool {
 	l.mu.Lock()

@@ -1,8 +1,12 @@
 package p2p
 
 import (
+	"fmt"
+	"sync"
+
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
@@ -20,11 +24,49 @@ const (
 	bulkProtocolPeerMemory  = 192 << 20 // transfer streams with one peer
 )
 
+// Limits that keep one peer, and one IP address, a small share of every
+// scope. libp2p's defaults scale the per-peer stream limits with memory
+// faster than the transient ones (on a 16 GiB machine a peer may open 500
+// inbound streams, the transient scope holds 380), so one peer opening
+// streams that never negotiate a protocol fills the transient scope, where
+// every stream waits until its protocol is known, and for the negotiation
+// timeout (10 s, go-libp2p's basic host default, which libp2p.New does not
+// let us change) every other peer's ping, DHT query and fetch is refused.
+const (
+	// transientStreams is the inbound (and, separately, outbound) stream
+	// limit of the transient scope: streams whose protocol is still being
+	// negotiated, from all peers together. Negotiation takes one round
+	// trip; these are the streams opened in the same moment.
+	transientStreams = 1024
+	// maxNegotiatingPerPeer is how many inbound streams one peer may have
+	// in negotiation at once: 1/64 of the transient scope. An honest peer
+	// has a handful (a DHT query, a fetch per download, identify, ping);
+	// more are refused (the stream is reset) until earlier ones are done.
+	// Eight addresses of one IP (connsPerIPv4) hold at most 1/8.
+	maxNegotiatingPerPeer = 16
+	// peerStreamsInbound is one peer's inbound streams in every protocol:
+	// 1/8 of the transient scope, 1/30 of the system scope on a small
+	// machine. The fetch protocol allows 32 per peer of them.
+	peerStreamsInbound  = 128
+	peerStreamsOutbound = 256
+	// connsPerIPv4 and connsPerIPv6Subnet bound the connections from one
+	// IPv4 address and one IPv6 /56 (libp2p's defaults, stated here so the
+	// shares above hold); connsPerIPv6Site bounds an IPv6 /48. Loopback is
+	// exempt (libp2p's default network-prefix limits).
+	connsPerIPv4       = 8
+	connsPerIPv6Subnet = 8
+	connsPerIPv6Site   = 64
+)
+
 // newResourceManager builds the host's resource manager: libp2p's default
 // scaling limits plus its default service limits, with stream and peer
-// memory raised for file transfers, scaled to this machine (1/8 of RAM,
-// half the file descriptors) and frozen into a fixed limiter, so the
-// limits are explicit and the same for the node's whole life.
+// memory raised for file transfers, the transient and per-peer stream
+// limits above, scaled to this machine (1/8 of RAM, half the file
+// descriptors) and frozen into a fixed limiter, so the limits are explicit
+// and the same for the node's whole life. It is wrapped to bound each
+// peer's streams in negotiation (maxNegotiatingPerPeer), which libp2p's
+// scopes cannot express: a stream joins its peer's scope only together
+// with the transient one.
 func newResourceManager(bulk []protocol.ID) (network.ResourceManager, error) {
 	limits := rcmgr.DefaultLimits // a copy; its maps are nil and filled below
 	libp2p.SetDefaultServiceLimits(&limits)
@@ -41,5 +83,95 @@ func newResourceManager(bulk []protocol.ID) (network.ResourceManager, error) {
 			rcmgr.BaseLimitIncrease{},
 		)
 	}
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	concrete := fixStreamLimits(limits.AutoScale())
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(concrete),
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: connsPerIPv4}},
+			[]rcmgr.ConnLimitPerSubnet{
+				{PrefixLength: 56, ConnCount: connsPerIPv6Subnet},
+				{PrefixLength: 48, ConnCount: connsPerIPv6Site},
+			}))
+	if err != nil {
+		return nil, err
+	}
+	return &negotiationLimiter{ResourceManager: rm, negotiating: make(map[peer.ID]int)}, nil
+}
+
+// fixStreamLimits sets the transient and per-peer stream limits to the
+// constants above, whatever the machine: they are about the share one
+// peer may take, not about how much the machine can hold.
+func fixStreamLimits(c rcmgr.ConcreteLimitConfig) rcmgr.ConcreteLimitConfig {
+	p := c.ToPartialLimitConfig()
+	p.Transient.StreamsInbound = transientStreams
+	p.Transient.StreamsOutbound = transientStreams
+	p.Transient.Streams = 2 * transientStreams
+	p.PeerDefault.StreamsInbound = peerStreamsInbound
+	p.PeerDefault.StreamsOutbound = peerStreamsOutbound
+	p.PeerDefault.Streams = peerStreamsInbound + peerStreamsOutbound
+	return p.Build(c)
+}
+
+// negotiationLimiter is a resource manager that refuses an inbound stream
+// from a peer that already has maxNegotiatingPerPeer inbound streams whose
+// protocol is not yet set. A stream leaves the count when its protocol is
+// set (it moves from the transient scope to its protocol's) or when it
+// ends.
+type negotiationLimiter struct {
+	network.ResourceManager
+
+	mu          sync.Mutex
+	negotiating map[peer.ID]int
+}
+
+func (l *negotiationLimiter) OpenStream(p peer.ID, dir network.Direction) (network.StreamManagementScope, error) {
+	if dir != network.DirInbound {
+		return l.ResourceManager.OpenStream(p, dir)
+	}
+	l.mu.Lock()
+	if l.negotiating[p] >= maxNegotiatingPerPeer {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("peer %s has %d inbound streams in protocol negotiation: %w",
+			p, maxNegotiatingPerPeer, network.ErrResourceLimitExceeded)
+	}
+	l.negotiating[p]++
+	l.mu.Unlock()
+	s, err := l.ResourceManager.OpenStream(p, dir)
+	if err != nil {
+		l.negotiated(p)
+		return nil, err
+	}
+	return &negotiatingStream{StreamManagementScope: s, l: l, peer: p}, nil
+}
+
+// negotiated takes a stream of p off the count.
+func (l *negotiationLimiter) negotiated(p peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.negotiating[p]--; l.negotiating[p] <= 0 {
+		delete(l.negotiating, p)
+	}
+}
+
+// negotiatingStream is the scope of an inbound stream counted by a
+// negotiationLimiter until its protocol is set or it ends.
+type negotiatingStream struct {
+	network.StreamManagementScope
+	l    *negotiationLimiter
+	peer peer.ID
+	once sync.Once
+}
+
+func (s *negotiatingStream) uncount() { s.once.Do(func() { s.l.negotiated(s.peer) }) }
+
+func (s *negotiatingStream) SetProtocol(id protocol.ID) error {
+	err := s.StreamManagementScope.SetProtocol(id)
+	if err == nil {
+		s.uncount()
+	}
+	return err
+}
+
+func (s *negotiatingStream) Done() {
+	s.StreamManagementScope.Done()
+	s.uncount()
 }

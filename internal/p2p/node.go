@@ -59,8 +59,11 @@ type Node struct {
 	peers *PeerTable
 	host  host.Host
 	dht   *dht.IpfsDHT
-	ps    *pubsub.PubSub
-	mdns  mdns.Service
+	// providers is the DHT's provider datastore, which bounds the
+	// provider records others store here.
+	providers *providerLimiter
+	ps        *pubsub.PubSub
+	mdns      mdns.Service
 	// relay is the relay service when started by us (RelayOn,
 	// RelayUnlimited); RelayAuto's lives inside the host.
 	relay   *relayv2.Relay
@@ -118,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: open datastore: %w", err)
 	}
-	n.peers, err = newPeerTable(ctx, namespace.Wrap(n.ds, datastore.NewKey(peersNamespace)), n.log)
+	n.peers, err = newPeerTable(ctx, namespace.Wrap(n.ds, datastore.NewKey(peersNamespace)), n.log, cfg.MaxPeers)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
@@ -182,8 +185,15 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
 
+	dhtStore := namespace.Wrap(n.ds, datastore.NewKey(dhtNamespace))
+	n.providers, err = newProviderLimiter(ctx, dhtStore, n.host.ID(), n.log)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: %w", err)
+	}
 	dhtOpts := []dht.Option{
-		dht.Datastore(namespace.Wrap(n.ds, datastore.NewKey(dhtNamespace))),
+		dht.Datastore(dhtStore),
+		// The same datastore, with the bounds on others' provider records.
+		dht.ProviderDatastore(n.providers),
 	}
 	switch cfg.DHT {
 	case DHTPublic:
@@ -302,6 +312,14 @@ func (n *Node) Host() host.Host { return n.host }
 // DHT returns the Kademlia DHT (server mode, prefix proto.Prefix). It is a
 // routing.ContentRouting: Provide and FindProvidersAsync.
 func (n *Node) DHT() *dht.IpfsDHT { return n.dht }
+
+// ProviderRecords reports how many DHT provider records p has stored at
+// this node, and how many are stored in all (flushed to the datastore; the
+// DHT buffers up to a few hundred recent ones in memory first). The bounds
+// are MaxProviderRecordsPerPeer and MaxProviderRecords.
+func (n *Node) ProviderRecords(p peer.ID) (fromPeer, total int) {
+	return n.providers.providerCount(p)
+}
 
 // PubSub returns the node's GossipSub router (messages signed by default).
 func (n *Node) PubSub() *pubsub.PubSub { return n.ps }

@@ -38,6 +38,13 @@ func (s Source) weak() bool { return s == SourceInbound || s == SourceOutbound |
 // maxPeerAddrs bounds the addresses kept per peer.
 const maxPeerAddrs = 16
 
+// DefaultMaxPeers is the peer table's default size: a peer that identifies
+// as p2pshare gets a row, and identities cost nothing to make, so the table
+// is bounded. When it is full, a new peer takes the row of the peer that
+// matters least (see evictionOrder): one we never exchanged files with and
+// did not add by hand, offline, unseen for longest.
+const DefaultMaxPeers = 1000
+
 // PeerInfo is one row of the peer table. It is a copy: changing it does
 // not change the table.
 type PeerInfo struct {
@@ -49,6 +56,45 @@ type PeerInfo struct {
 	RTT       time.Duration // of the last successful ping; 0 if none yet
 	Source    Source
 	LastError string // of the last failed ping; cleared on success
+	// LastExchange is when a keepalive round last saw a file-transfer
+	// stream with the peer (either direction); zero if never. Peers we
+	// exchange files with are pinged first and evicted last.
+	LastExchange time.Time
+}
+
+// valued reports whether the row is one the table keeps and pings first:
+// a peer we exchanged files with, or one the user or the configuration
+// named.
+func (p *PeerInfo) valued() bool {
+	return !p.LastExchange.IsZero() || p.Source == SourceManual || p.Source == SourceBootstrap
+}
+
+// evictionOrder orders rows from first to evict to last: not valued before
+// valued, offline before online, then least recently seen (or, never seen,
+// first found) first.
+func evictionOrder(a, b *PeerInfo) int {
+	if a.valued() != b.valued() {
+		if a.valued() {
+			return 1
+		}
+		return -1
+	}
+	if a.Online != b.Online {
+		if a.Online {
+			return 1
+		}
+		return -1
+	}
+	seen := func(p *PeerInfo) time.Time {
+		if p.LastSeen.IsZero() {
+			return p.FirstSeen
+		}
+		return p.LastSeen
+	}
+	if c := seen(a).Compare(seen(b)); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
 }
 
 func (p PeerInfo) clone() PeerInfo {
@@ -64,6 +110,7 @@ const (
 	PeerOnline                       // Online went false -> true
 	PeerOffline                      // Online went true -> false
 	PeerUpdated                      // addresses or source changed
+	PeerRemoved                      // evicted to make room (the table is full)
 )
 
 func (k EventKind) String() string {
@@ -76,6 +123,8 @@ func (k EventKind) String() string {
 		return "offline"
 	case PeerUpdated:
 		return "updated"
+	case PeerRemoved:
+		return "removed"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -99,6 +148,7 @@ type PeerTable struct {
 	ds  datastore.Datastore
 	log *slog.Logger
 	now func() time.Time
+	max int // rows at most (DefaultMaxPeers)
 
 	mu     sync.Mutex
 	peers  map[peer.ID]*PeerInfo
@@ -116,14 +166,21 @@ type peerRecord struct {
 	RTTNanos  int64     `json:"rtt_ns,omitempty"`
 	Source    Source    `json:"source"`
 	LastError string    `json:"last_error,omitempty"`
+	// LastExchange: when file-transfer streams with the peer were last seen.
+	LastExchange time.Time `json:"last_exchange,omitzero"`
 }
 
-// newPeerTable loads the table stored in ds (already namespaced).
-func newPeerTable(ctx context.Context, ds datastore.Datastore, log *slog.Logger) (*PeerTable, error) {
+// newPeerTable loads the table stored in ds (already namespaced), keeping
+// at most max rows (0: DefaultMaxPeers).
+func newPeerTable(ctx context.Context, ds datastore.Datastore, log *slog.Logger, max int) (*PeerTable, error) {
+	if max <= 0 {
+		max = DefaultMaxPeers
+	}
 	t := &PeerTable{
 		ds:    ds,
 		log:   log,
 		now:   time.Now,
+		max:   max,
 		peers: make(map[peer.ID]*PeerInfo),
 		subs:  make(map[chan PeerEvent]struct{}),
 	}
@@ -144,6 +201,13 @@ func newPeerTable(ctx context.Context, ds datastore.Datastore, log *slog.Logger)
 		}
 		t.peers[info.ID] = &info
 	}
+	// A table stored by an older version, or with a larger bound.
+	if len(t.peers) > t.max {
+		log.Info("peer table: over its bound, evicting", "rows", len(t.peers), "max", t.max)
+		for len(t.peers) > t.max {
+			t.evictLocked()
+		}
+	}
 	return t, nil
 }
 
@@ -157,12 +221,13 @@ func decodePeerRecord(b []byte) (PeerInfo, error) {
 		return PeerInfo{}, err
 	}
 	info := PeerInfo{
-		ID:        id,
-		FirstSeen: rec.FirstSeen,
-		LastSeen:  rec.LastSeen,
-		RTT:       time.Duration(rec.RTTNanos),
-		Source:    rec.Source,
-		LastError: rec.LastError,
+		ID:           id,
+		FirstSeen:    rec.FirstSeen,
+		LastSeen:     rec.LastSeen,
+		RTT:          time.Duration(rec.RTTNanos),
+		Source:       rec.Source,
+		LastError:    rec.LastError,
+		LastExchange: rec.LastExchange,
 	}
 	for _, s := range rec.Addrs {
 		if a, err := multiaddr.NewMultiaddr(s); err == nil {
@@ -174,12 +239,13 @@ func decodePeerRecord(b []byte) (PeerInfo, error) {
 
 func encodePeerRecord(p *PeerInfo) ([]byte, error) {
 	rec := peerRecord{
-		ID:        p.ID.String(),
-		FirstSeen: p.FirstSeen,
-		LastSeen:  p.LastSeen,
-		RTTNanos:  int64(p.RTT),
-		Source:    p.Source,
-		LastError: p.LastError,
+		ID:           p.ID.String(),
+		FirstSeen:    p.FirstSeen,
+		LastSeen:     p.LastSeen,
+		RTTNanos:     int64(p.RTT),
+		Source:       p.Source,
+		LastError:    p.LastError,
+		LastExchange: p.LastExchange,
 	}
 	for _, a := range p.Addrs {
 		rec.Addrs = append(rec.Addrs, a.String())
@@ -277,6 +343,9 @@ func (t *PeerTable) update(id peer.ID, create bool, fn func(p *PeerInfo, added b
 	before := p.clone()
 	kind := fn(p, added)
 	if added {
+		if len(t.peers) >= t.max {
+			t.evictLocked()
+		}
 		t.peers[id] = p
 		kind = PeerAdded
 	}
@@ -284,15 +353,39 @@ func (t *PeerTable) update(id peer.ID, create bool, fn func(p *PeerInfo, added b
 		t.persistLocked(p)
 	}
 	if kind != 0 {
-		ev := PeerEvent{Kind: kind, Peer: p.clone()}
-		for ch := range t.subs {
-			select {
-			case ch <- ev:
-			default:
-			}
-		}
+		t.notifyLocked(PeerEvent{Kind: kind, Peer: p.clone()})
 	}
 	return p.clone(), true
+}
+
+func (t *PeerTable) notifyLocked(ev PeerEvent) {
+	for ch := range t.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// evictLocked removes the row that comes first in evictionOrder, from the
+// table and the datastore.
+func (t *PeerTable) evictLocked() {
+	var victim *PeerInfo
+	for _, p := range t.peers {
+		if victim == nil || evictionOrder(p, victim) < 0 {
+			victim = p
+		}
+	}
+	if victim == nil {
+		return
+	}
+	delete(t.peers, victim.ID)
+	if err := t.ds.Delete(context.Background(), peerKey(victim.ID)); err != nil {
+		t.log.Warn("peer table: delete evicted row", "peer", victim.ID, "err", err)
+	}
+	t.log.Debug("peer table full: evicted", "peer", victim.ID, "online", victim.Online,
+		"last_seen", victim.LastSeen, "source", victim.Source)
+	t.notifyLocked(PeerEvent{Kind: PeerRemoved, Peer: victim.clone()})
 }
 
 // changedForStorage reports whether a row differs from its stored form
@@ -302,6 +395,7 @@ func (t *PeerTable) update(id peer.ID, create bool, fn func(p *PeerInfo, added b
 func changedForStorage(a, b *PeerInfo) bool {
 	return a.Source != b.Source ||
 		a.LastError != b.LastError ||
+		b.LastExchange.Sub(a.LastExchange) > time.Minute ||
 		!slices.EqualFunc(a.Addrs, b.Addrs, func(x, y multiaddr.Multiaddr) bool { return x.Equal(y) }) ||
 		b.LastSeen.Sub(a.LastSeen) > time.Minute ||
 		a.Online != b.Online
@@ -351,6 +445,14 @@ func (t *PeerTable) markOnline(id peer.ID, rtt time.Duration) {
 	})
 }
 
+// markExchanged records that file-transfer streams with id are open now.
+func (t *PeerTable) markExchanged(id peer.ID) {
+	t.update(id, false, func(p *PeerInfo, _ bool) EventKind {
+		p.LastExchange = t.now()
+		return 0
+	})
+}
+
 // markOffline records a failed contact.
 func (t *PeerTable) markOffline(id peer.ID, cause error) {
 	t.update(id, false, func(p *PeerInfo, _ bool) EventKind {
@@ -363,17 +465,6 @@ func (t *PeerTable) markOffline(id peer.ID, cause error) {
 		p.Online = false
 		return PeerOffline
 	})
-}
-
-// ids returns the peers in the table.
-func (t *PeerTable) ids() []peer.ID {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]peer.ID, 0, len(t.peers))
-	for id := range t.peers {
-		out = append(out, id)
-	}
-	return out
 }
 
 // close persists every row (LastSeen may be up to a minute stale in the

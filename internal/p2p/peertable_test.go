@@ -28,7 +28,7 @@ func newID(t *testing.T) peer.ID {
 
 func newTable(t *testing.T, ds datastore.Datastore) *PeerTable {
 	t.Helper()
-	pt, err := newPeerTable(context.Background(), ds, slog.New(slog.DiscardHandler))
+	pt, err := newPeerTable(context.Background(), ds, slog.New(slog.DiscardHandler), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

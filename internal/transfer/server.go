@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/p2pshare/p2pshare/internal/bbsaes"
 	"github.com/p2pshare/p2pshare/internal/manifest"
@@ -20,6 +22,168 @@ import (
 // errChanged: a published file's size or mtime changed while it was being
 // served.
 var errChanged = errors.New("file changed on disk")
+
+// errEvicted: an idle session was closed to make room for others.
+var errEvicted = errors.New("idle session evicted")
+
+// Served sessions are evicted when idle, so that sessions held open for
+// free (a handshake, then nothing) cannot keep anyone else from fetching.
+// A session is idle while its handler waits for the first or next request
+// (or for the handshake to end); it is serving while it answers one. Two
+// rules, both longest idle first: one peer keeps at most
+// maxIdleSessionsPerPeer idle sessions (the fetcher keeps as many for its
+// next download, see poolPerPeer); and when the inbound fetch streams reach
+// sessionHighWater(limit), idle sessions of any peer are closed so that at
+// least the headroom stays free below the resource manager's inbound limit
+// for the fetch protocol, where a new stream would be refused before its
+// handler runs. A fetcher whose kept session was evicted opens a new one
+// (see worker.go); one evicted mid-download retries like after any lost
+// stream.
+const (
+	maxIdleSessionsPerPeer = 2
+	// defaultSessionLimit is the inbound session limit assumed when the
+	// host's resource manager does not expose its limits.
+	defaultSessionLimit = 512
+	// minSessionHeadroom is the least number of slots kept free.
+	minSessionHeadroom = 8
+)
+
+// sessionHighWater is how many sessions may be open before idle ones are
+// evicted: a sixteenth of the limit, at least minSessionHeadroom, is kept
+// free.
+func sessionHighWater(limit int) int {
+	return max(limit-max(limit/16, minSessionHeadroom), 1)
+}
+
+type sessionState int
+
+const (
+	sessionHandshake sessionState = iota // idle: waiting for the handshake
+	sessionIdle                          // idle: waiting for a request
+	sessionServing                       // answering a request
+)
+
+// session is one served fetch stream, guarded by Service.mu.
+type session struct {
+	st      network.Stream
+	remote  peer.ID
+	state   sessionState
+	since   time.Time // when the current state began
+	evicted bool
+}
+
+func (ss *session) idle() bool { return ss.state != sessionServing && !ss.evicted }
+
+// sessionTable is the served sessions, guarded by Service.mu.
+type sessionTable struct {
+	all   map[network.Stream]*session
+	live  int // sessions not evicted
+	limit int // inbound session limit; 0 until first needed
+}
+
+// sessionLimitLocked returns the inbound stream limit of the fetch protocol (the
+// tighter of its protocol and service scopes), read once from the host's
+// resource manager; called with s.mu held.
+func (s *Service) sessionLimitLocked() int {
+	t := &s.sessions
+	if t.limit > 0 {
+		return t.limit
+	}
+	limit := 0
+	inbound := func(sc network.ResourceScope) {
+		if l, ok := sc.(interface{ Limit() rcmgr.Limit }); ok {
+			if n := l.Limit().GetStreamLimit(network.DirInbound); n > 0 && (limit == 0 || n < limit) {
+				limit = n
+			}
+		}
+	}
+	rm := s.cfg.Host.Network().ResourceManager()
+	rm.ViewProtocol(proto.FetchID, func(sc network.ProtocolScope) error { inbound(sc); return nil })
+	rm.ViewService(ServiceName, func(sc network.ServiceScope) error { inbound(sc); return nil })
+	if limit == 0 {
+		limit = defaultSessionLimit
+	}
+	t.limit = limit
+	return limit
+}
+
+// addSessionLocked registers a new session (in handshake) and, if the
+// sessions are above the high-water mark, evicts the longest idle others.
+func (s *Service) addSessionLocked(st network.Stream, remote peer.ID, now time.Time) *session {
+	t := &s.sessions
+	if t.all == nil {
+		t.all = make(map[network.Stream]*session)
+	}
+	ss := &session{st: st, remote: remote, state: sessionHandshake, since: now}
+	t.all[st] = ss
+	t.live++
+	if hw := sessionHighWater(s.sessionLimitLocked()); t.live > hw {
+		s.evictLocked(t.live-hw, func(o *session) bool { return o != ss }, now)
+	}
+	return ss
+}
+
+// removeSessionLocked unregisters a session whose handler is returning.
+func (s *Service) removeSessionLocked(ss *session) {
+	delete(s.sessions.all, ss.st)
+	if !ss.evicted {
+		s.sessions.live--
+	}
+}
+
+// setIdleLocked marks ss idle, waiting for a request until the idle
+// timeout, and evicts the peer's longest idle sessions beyond
+// maxIdleSessionsPerPeer. It reports false if ss was evicted meanwhile.
+// The read deadline is set here, under s.mu, so that an eviction (which
+// sets it to now) is never overwritten.
+func (s *Service) setIdleLocked(ss *session, now time.Time) bool {
+	if ss.evicted {
+		return false
+	}
+	ss.state, ss.since = sessionIdle, now
+	ss.st.SetReadDeadline(now.Add(idleTimeout))
+	idle := 0
+	for _, o := range s.sessions.all {
+		if o.remote == ss.remote && o.state == sessionIdle && !o.evicted {
+			idle++
+		}
+	}
+	if idle > maxIdleSessionsPerPeer {
+		s.evictLocked(idle-maxIdleSessionsPerPeer, func(o *session) bool {
+			return o != ss && o.remote == ss.remote && o.state == sessionIdle
+		}, now)
+	}
+	return true
+}
+
+// setServingLocked marks ss as answering a request. It reports false if
+// ss was evicted while its handler read the request.
+func (s *Service) setServingLocked(ss *session, now time.Time) bool {
+	if ss.evicted {
+		return false
+	}
+	ss.state, ss.since = sessionServing, now
+	return true
+}
+
+// evictLocked evicts up to n idle sessions that match, longest idle first:
+// each is marked and its read deadline set to now, so its handler's wait
+// for a request (or the handshake) ends at once and the handler returns.
+func (s *Service) evictLocked(n int, match func(*session) bool, now time.Time) {
+	var cand []*session
+	for _, o := range s.sessions.all {
+		if o.idle() && match(o) {
+			cand = append(cand, o)
+		}
+	}
+	slices.SortFunc(cand, func(a, b *session) int { return a.since.Compare(b.since) })
+	for _, o := range cand[:min(n, len(cand))] {
+		o.evicted = true
+		s.sessions.live--
+		o.st.SetReadDeadline(now)
+		s.log.Debug("evicting idle fetch session", "peer", o.remote, "idle", now.Sub(o.since))
+	}
+}
 
 // handle serves one fetch stream: handshake, then requests in order until
 // the fetcher closes its side. Any error resets the stream.
@@ -45,6 +209,9 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 	}
 	s.serving[remote]++
 	s.streams[st] = struct{}{}
+	now := time.Now()
+	st.SetDeadline(now.Add(handshakeTimeout))
+	ss := s.addSessionLocked(st, remote, now)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer func() {
@@ -53,9 +220,20 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 		if s.serving[remote]--; s.serving[remote] == 0 {
 			delete(s.serving, remote)
 		}
+		s.removeSessionLocked(ss)
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
+	// evicted turns the error of a wait an eviction interrupted into
+	// errEvicted.
+	evicted := func(err error) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ss.evicted {
+			return errEvicted
+		}
+		return err
+	}
 
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		return fmt.Errorf("attach to resource manager service: %w", err)
@@ -66,7 +244,6 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 	}
 	defer st.Scope().ReleaseMemory(proto.ReadBufferSize)
 
-	st.SetDeadline(time.Now().Add(handshakeTimeout))
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	r := proto.NewReader(st, proto.MaxRequestSize)
 	sess, err := bbsaes.Respond(ctx, struct {
@@ -82,9 +259,9 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 	})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("handshake: %w", err)
+		return evicted(fmt.Errorf("handshake: %w", err))
 	}
-	st.SetDeadline(time.Time{})
+	st.SetWriteDeadline(time.Time{})
 
 	var w io.Writer = st
 	if s.upload != nil {
@@ -96,13 +273,24 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 	srv := &server{s: s, st: st, w: w, sess: sess, remote: remote}
 	defer srv.release()
 	for {
-		st.SetReadDeadline(time.Now().Add(idleTimeout))
+		s.mu.Lock()
+		ok := s.setIdleLocked(ss, time.Now())
+		s.mu.Unlock()
+		if !ok {
+			return errEvicted
+		}
 		var req proto.FetchRequest
 		if err := r.ReadMsg(&req); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil // the fetcher is done
 			}
-			return fmt.Errorf("read request: %w", err)
+			return evicted(fmt.Errorf("read request: %w", err))
+		}
+		s.mu.Lock()
+		ok = s.setServingLocked(ss, time.Now())
+		s.mu.Unlock()
+		if !ok {
+			return errEvicted // it arrived just as the session was evicted
 		}
 		if err := srv.serve(&req); err != nil {
 			return err

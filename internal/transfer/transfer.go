@@ -183,6 +183,7 @@ type Service struct {
 	serving   map[peer.ID]int         // open fetch streams per peer
 	idle      map[peer.ID][]*idleConn // kept fetch sessions (see connect)
 	streams   map[network.Stream]struct{}
+	sessions  sessionTable   // served sessions, for eviction (server.go)
 	wg        sync.WaitGroup // handlers and Gets
 
 	// test hooks, set only by tests before use

@@ -398,9 +398,16 @@ func TestCloseResetsIdleServerStreams(t *testing.T) {
 	}
 }
 
+// One peer may have at most maxServerStreamsPerPeer fetch streams being
+// served at once. (Idle ones do not hold their slots: beyond
+// maxIdleSessionsPerPeer they are evicted, see evict_test.go; so the
+// streams here are kept busy, each in the middle of a request.)
 func TestServerLimitsStreamsPerPeer(t *testing.T) {
 	srv := newNode(t)
 	c := srv.publish(t, "l.bin", pattern(testChunk, 31), testChunk)
+	release := make(chan struct{})
+	var served servedLog
+	srv.svc.onServe = served.hook(func(int) { <-release })
 	cli := newNode(t)
 	ctx := ctxT(t, time.Minute)
 	var conns []*conn
@@ -409,13 +416,18 @@ func TestServerLimitsStreamsPerPeer(t *testing.T) {
 			cn.reset()
 		}
 	}()
+	defer close(release)
 	for range maxServerStreamsPerPeer {
 		cn, err := cli.svc.dial(ctx, addrInfo(srv.h), c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, cn)
+		if err := cn.requestChunks(0, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
+	waitFor(t, 10*time.Second, "every stream to be busy", func() bool { return served.count() == maxServerStreamsPerPeer })
 	if cn, err := cli.svc.dial(ctx, addrInfo(srv.h), c); err == nil {
 		cn.reset()
 		t.Fatalf("stream %d from one peer was served", maxServerStreamsPerPeer+1)
