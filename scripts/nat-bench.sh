@@ -6,7 +6,7 @@
 #
 #   scripts/nat-bench.sh [options]
 #   options: --attempts N      hole-punch attempts, cone/cone (default 20)
-#            --sym-attempts N  attempts for each case with a symmetric NAT (default 10)
+#            --sym-attempts N  attempts for each case with a symmetric NAT (default 15)
 #            --parallel N      attempts at a time, cone/cone (default 2)
 #            --sym-parallel N  attempts at a time, symmetric cases (default 5)
 #            --runs N          throughput runs per transport and path (default 3)
@@ -22,7 +22,7 @@
 set -euo pipefail
 
 ATTEMPTS=20
-SYM_ATTEMPTS=10
+SYM_ATTEMPTS=15
 PARALLEL=2
 SYM_PARALLEL=5
 RUNS=3
@@ -88,7 +88,7 @@ lab symmetric symmetric -attempts "$SYM_ATTEMPTS" -parallel "$SYM_PARALLEL"
 cp "$RESULTS" "$ROOT/bin/nat-results.jsonl"
 CMD="bash scripts/nat-bench.sh"
 [[ $ATTEMPTS != 20 ]] && CMD+=" --attempts $ATTEMPTS"
-[[ $SYM_ATTEMPTS != 10 ]] && CMD+=" --sym-attempts $SYM_ATTEMPTS"
+[[ $SYM_ATTEMPTS != 15 ]] && CMD+=" --sym-attempts $SYM_ATTEMPTS"
 [[ $PARALLEL != 2 ]] && CMD+=" --parallel $PARALLEL"
 [[ $SYM_PARALLEL != 5 ]] && CMD+=" --sym-parallel $SYM_PARALLEL"
 [[ $RUNS != 3 ]] && CMD+=" --runs $RUNS"

@@ -195,12 +195,16 @@ func linkTo(p *proc, id string) (string, error) {
 	return "", nil
 }
 
-// get runs `get TICKET -o out` and returns its duration, and the error line
-// if it failed (err is for the harness failing, not the get).
+// natGet runs `get TICKET -o out` and returns its duration, and the error
+// line if it failed (err is for the harness failing, not the get). A get
+// that used more than one provider is an error: each file has one.
 func natGet(p *proc, ticket, out string, timeout time.Duration) (d time.Duration, errLine string, err error) {
 	lines, d, err := p.run(timeout, "get "+ticket+" -o "+out)
 	for _, l := range lines {
-		if savedRe.MatchString(l.text) {
+		if m := savedRe.FindStringSubmatch(l.text); m != nil {
+			if m[1] != "1" {
+				return d, "", fmt.Errorf("%s: %q: want one provider", p.name, l.text)
+			}
 			return d, "", nil
 		}
 	}
@@ -269,47 +273,47 @@ func natLab(args []string) error {
 
 	// Publishers in home A: one with the node's default listen addresses
 	// (TCP and QUIC) for the punch attempts, and one per transport for the
-	// throughput runs. They wait for their reservations together.
+	// throughput runs. They wait for their reservations together. Every
+	// file is different (its own seed), so no get can find a second
+	// provider for it.
 	var pubs []*publisher
-	startPublisher := func(name string, files []string, extra ...string) (*publisher, error) {
+	startPublisher := func(name string, seed uint64, bigSize int64, extra ...string) (*publisher, error) {
 		dir := filepath.Join(nb.work, name)
 		if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			if err := os.Link(f, filepath.Join(dir, "files", filepath.Base(f))); err != nil {
-				return nil, fmt.Errorf("hard link into the share folder: %w", err)
+		pb := &publisher{small: "small-" + name + ".bin"}
+		if err := genFile(filepath.Join(dir, "files", pb.small), small, seed, false); err != nil {
+			return nil, err
+		}
+		if bigSize > 0 {
+			pb.big = "big-" + name + ".bin"
+			f := filepath.Join(dir, "files", pb.big)
+			if err := genFile(f, bigSize, seed+1000, false); err != nil {
+				return nil, err
+			}
+			if err := warm(f); err != nil {
+				return nil, err
 			}
 		}
-		p, err := nb.startIn(lab.A.NS, name, append([]string{"--log-level", "debug"}, extra...)...)
+		p, err := nb.startIn(lab.A.NS, name, extra...)
 		if err != nil {
 			return nil, err
 		}
-		pb := &publisher{p: p}
+		pb.p = p
 		pubs = append(pubs, pb)
 		return pb, nil
 	}
-	smallFile := filepath.Join(nb.work, "small.bin")
-	if err := genFile(smallFile, small, 2, false); err != nil {
-		return err
-	}
-	punchPub, err := startPublisher("a-punch", []string{smallFile}, "--bootstrap", boot["tcp"])
+	punchPub, err := startPublisher("a-punch", 1, 0, "--bootstrap", boot["tcp"], "--log-level", "debug")
 	if err != nil {
 		return err
 	}
 	bigPubs := map[string]*publisher{}
-	bigFile := filepath.Join(nb.work, "big.bin")
 	if *runs > 0 {
-		if err := genFile(bigFile, size, 1, false); err != nil {
-			return err
-		}
-		if err := warm(bigFile); err != nil {
-			return err
-		}
-		for _, t := range natTransports {
+		for i, t := range natTransports {
 			// Throughput publishers log at the default level: debug logging
 			// on every stream would be part of what is measured.
-			pb, err := startPublisher("a-"+t.name, []string{smallFile, bigFile}, "--listen", t.listen, "--bootstrap", boot[t.name], "--log-level", "warn")
+			pb, err := startPublisher("a-"+t.name, uint64(2+i), size, "--listen", t.listen, "--bootstrap", boot[t.name])
 			if err != nil {
 				return err
 			}
@@ -325,11 +329,11 @@ func natLab(args []string) error {
 			return err
 		}
 		logf("%s %s: reservation after %s (since the lab's start: %s)", nb.combo, pb.p.name, d.Round(time.Millisecond), time.Since(labStart).Round(time.Millisecond))
-		if pb.smallTicket, err = publishAndShare(pb.p, filepath.Base(smallFile)); err != nil {
+		if pb.smallTicket, err = publishAndShare(pb.p, pb.small); err != nil {
 			return err
 		}
-		if pb != punchPub {
-			if pb.ticket, err = publishAndShare(pb.p, filepath.Base(bigFile)); err != nil {
+		if pb.big != "" {
+			if pb.ticket, err = publishAndShare(pb.p, pb.big); err != nil {
 				return err
 			}
 		}
@@ -443,7 +447,8 @@ func b2f(b bool) float64 {
 type publisher struct {
 	p                   *proc
 	id                  string
-	ticket, smallTicket string // of the big file (throughput publishers only) and of the small one
+	small, big          string // file names in its share folder (big: throughput publishers only)
+	smallTicket, ticket string // their tickets
 }
 
 // throughput compares, for each transport, a get over the hole-punched
@@ -466,24 +471,30 @@ func (nb *natBench) throughput(runs int, size int64, pubs map[string]*publisher,
 		if _, _, err := lan.run(time.Minute, "connect "+lanAddr+"/p2p/"+pb.id); err != nil {
 			return err
 		}
-		wan, err := nb.startIn(nb.lab.B.NS, "wan-"+t.name, "--listen", t.listen, "--bootstrap", boot[t.name], "--log-level", "warn")
-		if err != nil {
+		// Warm-up, not timed: a small get makes the connections the big gets
+		// then use, the hole-punched one included. A fetcher whose punch
+		// fails (see the punch figures) is replaced, up to three times.
+		if err := warmUp(lan, pb.smallTicket); err != nil {
 			return err
 		}
-		if _, _, err := wan.run(time.Minute, "wait peers 1 --timeout 30s"); err != nil {
-			return err
-		}
-		// Warm-up, not timed: a small get makes the hole-punched connection
-		// the big gets then use (a fresh fetcher's first punch may take
-		// seconds; see the punch figures).
-		for _, p := range []*proc{lan, wan} {
-			out := filepath.Join(p.dir, "warmup.bin")
-			if _, errLine, err := natGet(p, pb.smallTicket, out, 2*time.Minute); err != nil {
+		var wan *proc
+		for try := 1; wan == nil; try++ {
+			p, err := nb.startIn(nb.lab.B.NS, fmt.Sprintf("wan-%s-%d", t.name, try), "--listen", t.listen, "--bootstrap", boot[t.name], "--log-level", "warn")
+			if err != nil {
 				return err
-			} else if errLine != "" {
-				return fmt.Errorf("%s warm-up: %s", p.name, errLine)
 			}
-			os.Remove(out)
+			if _, _, err := p.run(time.Minute, "wait peers 1 --timeout 30s"); err != nil {
+				return err
+			}
+			switch err := warmUp(p, pb.smallTicket); {
+			case err == nil:
+				wan = p
+			case try < 3:
+				logf("%s %s: %v; trying a new fetcher", nb.combo, p.name, err)
+				p.quit()
+			default:
+				return err
+			}
 		}
 		fetchers[t.name] = pair{lan, wan}
 	}
@@ -511,12 +522,12 @@ func (nb *natBench) throughput(runs int, size int64, pubs map[string]*publisher,
 				if err != nil {
 					return err
 				}
-				if !strings.HasPrefix(link, t.name) {
-					return fmt.Errorf("%s: the publisher's link is %q, not %s", p.name, link, t.name)
-				}
-				where := "lan"
+				where, want := "lan", t.name
 				if p == f.wan {
-					where = "punched"
+					where, want = "punched", t.name+" (punched)"
+				}
+				if link != want {
+					return fmt.Errorf("%s: the publisher's link is %q, not %q", p.name, link, want)
 				}
 				logf("%s run %d: %s %s %.0f MB/s (link %s)", nb.combo, r+1, where, t.name, mbps(size, d), link)
 				emit(Result{Bench: "nat", Case: where + "-" + t.name, Metric: "MBps", Value: mbps(size, d), Run: r, Size: size, Note: "link " + link})
@@ -524,6 +535,17 @@ func (nb *natBench) throughput(runs int, size int64, pubs map[string]*publisher,
 		}
 	}
 	return nil
+}
+
+// warmUp gets the small file behind ticket once, untimed.
+func warmUp(p *proc, ticket string) error {
+	out := filepath.Join(p.dir, "warmup.bin")
+	if _, errLine, err := natGet(p, ticket, out, 2*time.Minute); err != nil {
+		return err
+	} else if errLine != "" {
+		return fmt.Errorf("%s warm-up: %s", p.name, errLine)
+	}
+	return os.Remove(out)
 }
 
 // addrOn returns the node's listen address on ip for transport t ("tcp" or
@@ -658,6 +680,7 @@ func natReport(args []string) error {
 	vals := map[gkey][]float64{}
 	notes := map[gkey][]string{}
 	sizes := map[gkey]int64{}
+	byRun := map[gkey]map[int]float64{}
 	var combos []string
 	for _, l := range strings.Split(string(b), "\n") {
 		var r Result
@@ -668,6 +691,10 @@ func natReport(args []string) error {
 		vals[k] = append(vals[k], r.Value)
 		notes[k] = append(notes[k], r.Note)
 		sizes[k] = r.Size
+		if byRun[k] == nil {
+			byRun[k] = map[int]float64{}
+		}
+		byRun[k][r.Run] = r.Value
 		if r.Metric == "punched" && !slices.Contains(combos, r.Case) {
 			combos = append(combos, r.Case)
 		}
@@ -695,6 +722,18 @@ func natReport(args []string) error {
 		timeRow(fmt.Sprintf("%s: `get TICKET` of %s that failed, command to error (ms)", c, sz), gkey{c, "fail-ms"})
 		extra = append(extra, fmt.Sprintf("- %s: publisher's LINK as the fetcher saw it: %s; transports offered for the punch: %s.",
 			c, countOf(notes[gkey{c, "punched"}], linkOfNote), countOf(notes[gkey{c, "punched"}], offeredOfNote)))
+		// A success whose punch worked only on a later relayed connection:
+		// the DCUtR of the first one was lost.
+		var late []float64
+		for run, first := range byRun[gkey{c, "relay-to-direct-ms"}] {
+			if punch, ok := byRun[gkey{c, "punch-ms"}][run]; ok && first-punch > 1000 {
+				late = append(late, first-punch)
+			}
+		}
+		if len(late) > 0 {
+			extra = append(extra, fmt.Sprintf("  In %d of %d successes the direct connection came from a later relayed connection (median %.1f s after the first), not from the first one's DCUtR.",
+				len(late), k, median(late)/1000))
+		}
 		if e := notes[gkey{c, "fail-ms"}]; len(e) > 0 {
 			extra = append(extra, fmt.Sprintf("  Failures said: %s.", countOf(e, whyOfError)))
 		}
