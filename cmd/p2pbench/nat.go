@@ -2,9 +2,12 @@ package main
 
 // p2pbench nat: NAT traversal measured in the NAT lab (scripts/nat-lab.sh).
 //
-//	scripts/nat-lab.sh --nat-a cone --nat-b cone -- \
-//	    bin/p2pbench nat lab -bin bin/p2pshare -work DIR -attempts 20 -transfer-runs 3
+//	P2PBENCH_KEYDIR=DIR scripts/nat-lab.sh --sandbox -- bin/p2pbench nat key
+//	P2PBENCH_KEYDIR=DIR scripts/nat-lab.sh --nat-a cone --nat-b cone -- \
+//	    bin/p2pbench nat lab -bin bin/p2pshare -work DIR/cc -attempts 20 [-transfer-runs 3]
 //	bin/p2pbench nat report -in results.jsonl -out nat.md
+//
+// scripts/nat-bench.sh runs the whole set.
 //
 // "lab" runs inside a lab (it reads the LAB_* variables) and only starts
 // node processes in the lab's namespaces with `ip netns exec`: every byte
@@ -51,9 +54,18 @@ func cmdNAT(args []string) error {
 			return natLab(args[1:])
 		case "report":
 			return natReport(args[1:])
+		case "key":
+			// Make the BBS key every lab's nodes copy ($P2PBENCH_KEYDIR), once,
+			// before labs run side by side.
+			fs := flag.NewFlagSet("nat key", flag.ExitOnError)
+			bin := fs.String("bin", "bin/p2pshare", "p2pshare binary")
+			work := fs.String("work", os.TempDir(), "where to make it (unless $P2PBENCH_KEYDIR is set)")
+			fs.Parse(args[1:])
+			_, err := makeBBSKey(*bin, *work)
+			return err
 		}
 	}
-	return errors.New("usage: p2pbench nat lab [flags] (inside scripts/nat-lab.sh) | nat report [flags]")
+	return errors.New("usage: p2pbench nat lab [flags] (inside scripts/nat-lab.sh) | nat key [flags] | nat report [flags]")
 }
 
 // transports of the throughput runs: the name and the --listen address
@@ -62,6 +74,16 @@ var natTransports = []struct{ name, listen string }{
 	{"tcp", "/ip4/0.0.0.0/tcp/0"},
 	{"quic", "/ip4/0.0.0.0/udp/0/quic-v1"},
 }
+
+// longKeepalive is the keepalive of the nodes that outlive the fetchers
+// (the public node, the punch publisher). With the default (10 s) they
+// keep dialling every departed fetcher at its old addresses, all behind
+// NAT B's one public address, where nothing answers: those pending dials
+// count against go-libp2p's limit of connections per IP address (8), and
+// after a dozen fetchers the public node refuses new ones from home B. A
+// long keepalive keeps that artefact of many short-lived peers behind one
+// NAT out of the punch figures.
+const longKeepalive = "1h"
 
 // natBench is one lab's run: the lab, the public node and what they share.
 type natBench struct {
@@ -224,7 +246,7 @@ func natLab(args []string) error {
 	bin := fs.String("bin", "bin/p2pshare", "p2pshare binary")
 	work := fs.String("work", "", "work folder (required; node folders and logs are kept there)")
 	attempts := fs.Int("attempts", 20, "hole-punch attempts (a fresh fetcher each)")
-	parallel := fs.Int("parallel", 1, "hole-punch attempts run at the same time")
+	parallel := fs.Int("parallel", 1, "hole-punch attempts run at the same time (see natLab)")
 	smallS := fs.String("small", "1MiB", "size of the file of the hole-punch attempts")
 	runs := fs.Int("transfer-runs", 0, "runs of the throughput comparison (0: none)")
 	sizeS := fs.String("size", "256MiB", "size of the throughput file")
@@ -259,7 +281,7 @@ func natLab(args []string) error {
 	labStart := time.Now()
 
 	pub, err := nb.startIn(lab.Public.NS, "public", "--listen", "/ip4/0.0.0.0/tcp/4001",
-		"--listen", "/ip4/0.0.0.0/udp/4001/quic-v1", "--relay-service", "on", "--log-level", "info")
+		"--listen", "/ip4/0.0.0.0/udp/4001/quic-v1", "--relay-service", "on", "--log-level", "info", "--keepalive", longKeepalive)
 	if err != nil {
 		return err
 	}
@@ -304,9 +326,11 @@ func natLab(args []string) error {
 		pubs = append(pubs, pb)
 		return pb, nil
 	}
-	punchPub, err := startPublisher("a-punch", 1, 0, "--bootstrap", boot["tcp"], "--log-level", "debug")
-	if err != nil {
-		return err
+	var punchPub *publisher
+	if *attempts > 0 {
+		if punchPub, err = startPublisher("a-punch", 1, 0, "--bootstrap", boot["tcp"], "--log-level", "debug", "--keepalive", longKeepalive); err != nil {
+			return err
+		}
 	}
 	bigPubs := map[string]*publisher{}
 	if *runs > 0 {
@@ -341,8 +365,11 @@ func natLab(args []string) error {
 	emit(Result{Bench: "nat", Case: nb.combo, Metric: "reservation-ms", Value: ms(time.Since(labStart)), Note: "lab start to the publishers' relay reservations"})
 
 	// Attempts run -parallel at a time: each is a separate fetcher with its
-	// own peer ID and NAT mapping, so they do not share state; most of an
-	// attempt's time is go-libp2p's and p2pshare's timers, not CPU.
+	// own peer ID and NAT mapping. More than one at a time is faster but
+	// not clean: all fetchers share NAT B's public address, and the public
+	// node's DHT dials departed ones there, so with 2 at a time it soon
+	// holds go-libp2p's limit of 8 connections per IP address and refuses
+	// new fetchers (seen in the lab: "resource manager blocked accept").
 	sem := make(chan struct{}, max(*parallel, 1))
 	errs := make([]error, *attempts)
 	var wg sync.WaitGroup
@@ -837,7 +864,10 @@ cannot carry the file, so a saved file implies it). Times come from the debug lo
 clock): the fetcher's first ` + "`dialing peer through relay`" + ` to the publisher (its DHT dials it through the relay
 as soon as the public node names it, before the get), the last such dial before the direct connection
 (the relayed connection whose DCUtR worked), and the first ` + "`hole punch successful`" + ` in either log.
-Attempts run a few at a time (separate fetchers). Throughput: publishers and fetchers restricted to one
+Attempts run one at a time; the three NAT cases run side by side, each in its own lab, and the throughput
+runs alone afterwards in a fourth. The public node and the publisher run with ` + "`--keepalive 1h`" + `: with the default
+they keep dialling departed fetchers behind NAT B's one address, and those dials count against go-libp2p's
+limit of 8 connections per IP address. Throughput: publishers and fetchers restricted to one
 transport (` + "`--listen /ip4/0.0.0.0/tcp/0`" + ` or ` + "`/udp/0/quic-v1`" + `); the baseline fetcher runs in the publisher's own
 namespace and connects to its LAN address (no NAT, no router: the kernel's local path), the other in home B
 gets through the ticket; both first fetch a small file (untimed, so the punch is done), then the runs
