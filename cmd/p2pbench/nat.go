@@ -91,8 +91,13 @@ type natBench struct {
 	bin   string
 	work  string
 	key   string
-	combo string // "cone/cone"
-	pubID string
+	combo string            // "cone/cone"
+	pubID string            // the public node's
+	boot  map[string]string // its address per transport, with /p2p/
+	small int64             // size of the publishers' small files
+	start time.Time         // of the lab's first node
+	seq   uint64            // makes every publisher's files different
+	seqMu sync.Mutex
 }
 
 // startIn starts a node in network namespace ns, driven like startNode's
@@ -109,6 +114,9 @@ func (nb *natBench) startIn(ns, name string, args ...string) (*proc, error) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "bbs.key"), b, 0o600); err != nil {
 		return nil, err
+	}
+	if os.Getenv("P2PBENCH_NAT_DEBUG") != "" { // every node logs at debug level (a later flag wins)
+		args = append(args, "--log-level", "debug")
 	}
 	cmd := nb.lab.Command(natlab.Host{NS: ns}, nb.bin, append([]string{"--data", dir, "--no-mdns"}, args...)...)
 	return startCmd(cmd, name, dir)
@@ -277,9 +285,8 @@ func natLab(args []string) error {
 	if err != nil {
 		return err
 	}
-	nb := &natBench{lab: lab, bin: *bin, work: *work, key: key, combo: string(lab.NatA) + "/" + string(lab.NatB)}
-	labStart := time.Now()
-
+	nb := &natBench{lab: lab, bin: *bin, work: *work, key: key, combo: string(lab.NatA) + "/" + string(lab.NatB),
+		small: small, start: time.Now()}
 	pub, err := nb.startIn(lab.Public.NS, "public", "--listen", "/ip4/0.0.0.0/tcp/4001",
 		"--listen", "/ip4/0.0.0.0/udp/4001/quic-v1", "--relay-service", "on", "--log-level", "info", "--keepalive", longKeepalive)
 	if err != nil {
@@ -288,109 +295,115 @@ func natLab(args []string) error {
 	if nb.pubID, err = peerID(pub); err != nil {
 		return err
 	}
-	boot := map[string]string{
+	nb.boot = map[string]string{
 		"tcp":  fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", lab.Public.IP, nb.pubID),
 		"quic": fmt.Sprintf("/ip4/%s/udp/4001/quic-v1/p2p/%s", lab.Public.IP, nb.pubID),
 	}
-
-	// Publishers in home A: one with the node's default listen addresses
-	// (TCP and QUIC) for the punch attempts, and one per transport for the
-	// throughput runs. They wait for their reservations together. Every
-	// file is different (its own seed), so no get can find a second
-	// provider for it.
-	var pubs []*publisher
-	startPublisher := func(name string, seed uint64, bigSize int64, extra ...string) (*publisher, error) {
-		dir := filepath.Join(nb.work, name)
-		if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
-			return nil, err
-		}
-		pb := &publisher{small: "small-" + name + ".bin"}
-		if err := genFile(filepath.Join(dir, "files", pb.small), small, seed, false); err != nil {
-			return nil, err
-		}
-		if bigSize > 0 {
-			pb.big = "big-" + name + ".bin"
-			f := filepath.Join(dir, "files", pb.big)
-			if err := genFile(f, bigSize, seed+1000, false); err != nil {
-				return nil, err
-			}
-			if err := warm(f); err != nil {
-				return nil, err
-			}
-		}
-		p, err := nb.startIn(lab.A.NS, name, extra...)
-		if err != nil {
-			return nil, err
-		}
-		pb.p = p
-		pubs = append(pubs, pb)
-		return pb, nil
-	}
-	var punchPub *publisher
 	if *attempts > 0 {
-		if punchPub, err = startPublisher("a-punch", 1, 0, "--bootstrap", boot["tcp"], "--log-level", "debug", "--keepalive", longKeepalive); err != nil {
+		if err := nb.punches(*attempts, *parallel); err != nil {
 			return err
 		}
 	}
-	bigPubs := map[string]*publisher{}
 	if *runs > 0 {
-		for i, t := range natTransports {
-			// Throughput publishers log at the default level: debug logging
-			// on every stream would be part of what is measured.
-			pb, err := startPublisher("a-"+t.name, uint64(2+i), size, "--listen", t.listen, "--bootstrap", boot[t.name])
-			if err != nil {
-				return err
-			}
-			bigPubs[t.name] = pb
-		}
+		return nb.throughput(*runs, size)
 	}
-	for _, pb := range pubs {
-		if pb.id, err = peerID(pb.p); err != nil {
-			return err
-		}
-		d, err := waitReservation(pb.p, 2*time.Minute)
-		if err != nil {
-			return err
-		}
-		logf("%s %s: reservation after %s (since the lab's start: %s)", nb.combo, pb.p.name, d.Round(time.Millisecond), time.Since(labStart).Round(time.Millisecond))
-		if pb.smallTicket, err = publishAndShare(pb.p, pb.small); err != nil {
-			return err
-		}
-		if pb.big != "" {
-			if pb.ticket, err = publishAndShare(pb.p, pb.big); err != nil {
-				return err
-			}
-		}
-	}
-	emit(Result{Bench: "nat", Case: nb.combo, Metric: "reservation-ms", Value: ms(time.Since(labStart)), Note: "lab start to the publishers' relay reservations"})
+	return nil
+}
 
-	// Attempts run -parallel at a time: each is a separate fetcher with its
-	// own peer ID and NAT mapping. More than one at a time is faster but
-	// not clean: all fetchers share NAT B's public address, and the public
-	// node's DHT dials departed ones there, so with 2 at a time it soon
-	// holds go-libp2p's limit of 8 connections per IP address and refuses
-	// new fetchers (seen in the lab: "resource manager blocked accept").
-	sem := make(chan struct{}, max(*parallel, 1))
-	errs := make([]error, *attempts)
+// publisher is a node in home A that publishes files of its own.
+type publisher struct {
+	p                   *proc
+	id                  string
+	small, big          string // file names in its share folder (big: throughput publishers only)
+	smallTicket, ticket string // their tickets
+}
+
+// startPublisher starts a node in home A with a small file (and a big one
+// if bigSize > 0) in its share folder, each different from every other
+// publisher's, so no get can find a second provider.
+func (nb *natBench) startPublisher(name string, bigSize int64, args ...string) (*publisher, error) {
+	nb.seqMu.Lock()
+	nb.seq++
+	seed := nb.seq
+	nb.seqMu.Unlock()
+	dir := filepath.Join(nb.work, name)
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
+		return nil, err
+	}
+	pb := &publisher{small: "small-" + name + ".bin"}
+	if err := genFile(filepath.Join(dir, "files", pb.small), nb.small, seed, false); err != nil {
+		return nil, err
+	}
+	if bigSize > 0 {
+		pb.big = "big-" + name + ".bin"
+		f := filepath.Join(dir, "files", pb.big)
+		if err := genFile(f, bigSize, seed+1<<32, false); err != nil {
+			return nil, err
+		}
+		if err := warm(f); err != nil {
+			return nil, err
+		}
+	}
+	p, err := nb.startIn(nb.lab.A.NS, name, args...)
+	if err != nil {
+		return nil, err
+	}
+	pb.p = p
+	return pb, nil
+}
+
+// readyPublisher waits for the publisher's relay reservation, then
+// publishes its files and gets their tickets.
+func (nb *natBench) readyPublisher(pb *publisher) error {
+	var err error
+	if pb.id, err = peerID(pb.p); err != nil {
+		return err
+	}
+	d, err := waitReservation(pb.p, 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	logf("%s %s: reservation after %s (since the lab's start: %s)", nb.combo, pb.p.name, d.Round(time.Millisecond), time.Since(nb.start).Round(time.Millisecond))
+	emit(Result{Bench: "nat", Case: nb.combo, Metric: "reservation-ms", Value: ms(time.Since(pb.p.started)), Note: "publisher's start to its relay reservation"})
+	if pb.smallTicket, err = publishAndShare(pb.p, pb.small); err != nil {
+		return err
+	}
+	if pb.big != "" {
+		pb.ticket, err = publishAndShare(pb.p, pb.big)
+	}
+	return err
+}
+
+// punches runs the hole-punch attempts against one publisher with the
+// node's default listen addresses (TCP and QUIC), parallel at a time.
+//
+// More than one at a time is faster but not clean: all fetchers share NAT
+// B's public address, and the public node's DHT dials departed ones there,
+// so with 2 at a time it soon holds go-libp2p's limit of 8 connections per
+// IP address and refuses new fetchers (seen in the lab: "resource manager
+// blocked accept").
+func (nb *natBench) punches(attempts, parallel int) error {
+	pb, err := nb.startPublisher("a-punch", 0, "--bootstrap", nb.boot["tcp"], "--log-level", "debug", "--keepalive", longKeepalive)
+	if err != nil {
+		return err
+	}
+	if err := nb.readyPublisher(pb); err != nil {
+		return err
+	}
+	sem := make(chan struct{}, max(parallel, 1))
+	errs := make([]error, attempts)
 	var wg sync.WaitGroup
-	for i := range *attempts {
+	for i := range attempts {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := nb.punchAttempt(i, punchPub.p, punchPub.id, punchPub.smallTicket, boot["tcp"], small); err != nil {
+			if err := nb.punchAttempt(i, pb.p, pb.id, pb.smallTicket, nb.boot["tcp"], nb.small); err != nil {
 				errs[i] = fmt.Errorf("%s attempt %d: %w", nb.combo, i+1, err)
 			}
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-
-	if *runs > 0 {
-		return nb.throughput(*runs, size, bigPubs, boot)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // punchAttempt starts a fresh fetcher in home B, gets the ticket's file and
@@ -470,71 +483,63 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// publisher is a node in home A that publishes one file.
-type publisher struct {
-	p                   *proc
-	id                  string
-	small, big          string // file names in its share folder (big: throughput publishers only)
-	smallTicket, ticket string // their tickets
-}
-
 // throughput compares, for each transport, a get over the hole-punched
 // connection (fetcher in home B) with the same get in home A's namespace
 // (the LAN case), interleaved: every run does both for both transports,
 // alternating which goes first.
-func (nb *natBench) throughput(runs int, size int64, pubs map[string]*publisher, boot map[string]string) error {
-	type pair struct{ lan, wan *proc }
-	fetchers := map[string]pair{}
+func (nb *natBench) throughput(runs int, size int64) error {
+	type set struct {
+		pub      *publisher
+		lan, wan *proc
+	}
+	sets := map[string]*set{}
+	// Both publishers start at once: the wait for a reservation is mostly
+	// AutoNAT's start-up delay.
 	for _, t := range natTransports {
-		pb := pubs[t.name]
-		lanAddr, err := addrOn(pb.p, nb.lab.A.IP, t.name)
+		pb, err := nb.startPublisher("a-"+t.name+"-1", size, "--listen", t.listen, "--bootstrap", nb.boot[t.name])
 		if err != nil {
 			return err
 		}
-		lan, err := nb.startIn(nb.lab.A.NS, "lan-"+t.name, "--listen", t.listen, "--log-level", "warn")
-		if err != nil {
-			return err
-		}
-		if _, _, err := lan.run(time.Minute, "connect "+lanAddr+"/p2p/"+pb.id); err != nil {
-			return err
-		}
-		// Warm-up, not timed: a small get makes the connections the big gets
-		// then use, the hole-punched one included. A fetcher whose punch
-		// fails (see the punch figures) is replaced, up to three times.
-		if err := warmUp(lan, pb.smallTicket); err != nil {
-			return err
-		}
-		var wan *proc
-		for try := 1; wan == nil; try++ {
-			p, err := nb.startIn(nb.lab.B.NS, fmt.Sprintf("wan-%s-%d", t.name, try), "--listen", t.listen, "--bootstrap", boot[t.name], "--log-level", "warn")
-			if err != nil {
+		sets[t.name] = &set{pub: pb}
+	}
+	for _, t := range natTransports {
+		st := sets[t.name]
+		// Warm-up, not timed: a small get makes the connections the big
+		// gets then use, the hole-punched one included. When the punch
+		// fails (see the punch figures; a node whose only connection to
+		// the public node is QUIC from an unlisted port has no address to
+		// punch with), the publisher and both fetchers are replaced, up to
+		// three times.
+		for try := 1; ; try++ {
+			err := nb.throughputSet(t.name, t.listen, try, &st.pub, &st.lan, &st.wan)
+			if err == nil {
+				break
+			}
+			if try == 3 {
 				return err
 			}
-			if _, _, err := p.run(time.Minute, "wait peers 1 --timeout 30s"); err != nil {
+			logf("%s %s try %d: %v; starting over with new nodes", nb.combo, t.name, try, err)
+			for _, p := range []*proc{st.pub.p, st.lan, st.wan} {
+				if p != nil {
+					p.quit()
+				}
+			}
+			if st.pub, err = nb.startPublisher(fmt.Sprintf("a-%s-%d", t.name, try+1), size, "--listen", t.listen, "--bootstrap", nb.boot[t.name]); err != nil {
 				return err
 			}
-			switch err := warmUp(p, pb.smallTicket); {
-			case err == nil:
-				wan = p
-			case try < 3:
-				logf("%s %s: %v; trying a new fetcher", nb.combo, p.name, err)
-				p.quit()
-			default:
-				return err
-			}
+			st.lan, st.wan = nil, nil
 		}
-		fetchers[t.name] = pair{lan, wan}
 	}
 	for r := range runs {
 		for _, t := range natTransports {
-			f := fetchers[t.name]
-			order := []*proc{f.lan, f.wan}
+			st := sets[t.name]
+			order := []*proc{st.lan, st.wan}
 			if r%2 == 1 {
 				slices.Reverse(order)
 			}
 			for _, p := range order {
 				out := filepath.Join(p.dir, fmt.Sprintf("big-%d.bin", r))
-				d, errLine, err := natGet(p, pubs[t.name].ticket, out, 10*time.Minute)
+				d, errLine, err := natGet(p, st.pub.ticket, out, 10*time.Minute)
 				if err != nil {
 					return err
 				}
@@ -545,12 +550,12 @@ func (nb *natBench) throughput(runs int, size int64, pubs map[string]*publisher,
 					return err
 				}
 				os.Remove(out)
-				link, err := linkTo(p, pubs[t.name].id)
+				link, err := linkTo(p, st.pub.id)
 				if err != nil {
 					return err
 				}
 				where, want := "lan", t.name
-				if p == f.wan {
+				if p == st.wan {
 					where, want = "punched", t.name+" (punched)"
 				}
 				if link != want {
@@ -562,6 +567,37 @@ func (nb *natBench) throughput(runs int, size int64, pubs map[string]*publisher,
 		}
 	}
 	return nil
+}
+
+// throughputSet readies one transport's publisher (already started) and
+// starts its two fetchers, each warmed up with the small file: lan in the
+// publisher's namespace, connected to its LAN address; wan in home B,
+// through the ticket (so through the relay, then the hole punch).
+func (nb *natBench) throughputSet(t, listen string, try int, pub **publisher, lan, wan **proc) error {
+	pb := *pub
+	if err := nb.readyPublisher(pb); err != nil {
+		return err
+	}
+	lanAddr, err := addrOn(pb.p, nb.lab.A.IP, t)
+	if err != nil {
+		return err
+	}
+	if *lan, err = nb.startIn(nb.lab.A.NS, fmt.Sprintf("lan-%s-%d", t, try), "--listen", listen); err != nil {
+		return err
+	}
+	if _, _, err := (*lan).run(time.Minute, "connect "+lanAddr+"/p2p/"+pb.id); err != nil {
+		return err
+	}
+	if err := warmUp(*lan, pb.smallTicket); err != nil {
+		return err
+	}
+	if *wan, err = nb.startIn(nb.lab.B.NS, fmt.Sprintf("wan-%s-%d", t, try), "--listen", listen, "--bootstrap", nb.boot[t]); err != nil {
+		return err
+	}
+	if _, _, err := (*wan).run(time.Minute, "wait peers 1 --timeout 30s"); err != nil {
+		return err
+	}
+	return warmUp(*wan, pb.smallTicket)
 }
 
 // warmUp gets the small file behind ticket once, untimed.
