@@ -4,18 +4,22 @@
 #
 #   scripts/bench.sh            quick mode (256 MiB transfers, 50-host DHT, 4 nodes; a few minutes)
 #   scripts/bench.sh --full     1 GiB and 4 GiB transfers, 50- and 200-host DHT, 8 nodes, 1,000 small files
+#   scripts/bench.sh --nat      only the NAT lab figures (scripts/nat-bench.sh; about 5 minutes)
 #   options: --runs N (runs per figure, default 5), --keep (keep the work folder),
 #            --cpuprofile DIR (CPU profiles of the in-process parts)
 #
 # Builds bin/p2pshare and bin/p2pbench, runs the p2pbench subcommands (each
 # prints JSON lines), aggregates them with `p2pbench report`, prints the
-# table and writes BENCHMARKS.md.
+# table and writes BENCHMARKS.md. With --nat it runs scripts/nat-bench.sh
+# instead and puts its section ("## NAT lab") at the end of BENCHMARKS.md,
+# replacing the previous one; the other runs keep the NAT section as it is.
 set -euo pipefail
 
 MODE=quick
 RUNS=5
 KEEP=0
 PROF=
+NAT=0
 ARGS=("$@")
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -24,13 +28,39 @@ while [[ $# -gt 0 ]]; do
     --runs) RUNS=$2; shift ;;
     --keep) KEEP=1 ;;
     --cpuprofile) PROF=$2; shift ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    --nat) NAT=1 ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
   esac
   shift
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+
+# nat_section FILE prints FILE's "## NAT lab" section (up to the next "## ").
+nat_section() {
+  [[ -f $1 ]] || return 0
+  awk '/^## /{f=($0=="## NAT lab")} f' "$1"
+}
+# put_nat_section FILE SECTION replaces FILE's NAT section with the file
+# SECTION, at the end.
+put_nat_section() {
+  local rest
+  [[ -f $1 ]] || : >"$1"
+  rest=$(awk '/^## /{f=($0=="## NAT lab")} !f' "$1")
+  printf '%s\n\n' "$rest" >"$1"
+  cat "$2" >>"$1"
+}
+
+if [[ $NAT = 1 ]]; then
+  NATMD=$ROOT/bin/nat-bench.md
+  natargs=(--out "$NATMD")
+  [[ $KEEP = 1 ]] && natargs+=(--keep)
+  NATBENCH_CMD="bash scripts/bench.sh --nat" bash scripts/nat-bench.sh "${natargs[@]}"
+  put_nat_section "$ROOT/BENCHMARKS.md" "$NATMD"
+  echo "put the NAT lab section into BENCHMARKS.md"
+  exit 0
+fi
 
 if [[ -z ${P2PBENCH_IN_NS:-} ]]; then
   echo "== building bin/p2pshare and bin/p2pbench"
@@ -108,8 +138,13 @@ CMD="bash scripts/bench.sh"
 [[ $MODE = full ]] && CMD="$CMD --full"
 [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
 echo
+# The NAT lab figures come from --nat runs: keep them.
+nat_section "$ROOT/BENCHMARKS.md" >"$WORK/nat-section.md"
 "$B" report -in "$RESULTS" -out "$ROOT/BENCHMARKS.md" -mode "$MODE" -cmd "$CMD" \
   -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s" -notes "$ROOT/cmd/p2pbench/findings.md"
+if [[ -s $WORK/nat-section.md ]]; then
+  put_nat_section "$ROOT/BENCHMARKS.md" "$WORK/nat-section.md"
+fi
 echo
 echo "wrote BENCHMARKS.md (raw results: bin/bench-results-$MODE.jsonl)"

@@ -5,7 +5,9 @@
 // "report" aggregates them (median, p95, ratios, targets) into BENCHMARKS.md.
 //
 // It only ever listens on and dials 127.0.0.1. scripts/bench.sh runs it in a
-// private network namespace whose only interface is loopback.
+// private network namespace whose only interface is loopback. The exception
+// is "nat lab", which runs inside the NAT lab's sandbox (scripts/nat-lab.sh,
+// via scripts/nat-bench.sh) and starts nodes in the lab's namespaces.
 //
 //	p2pbench gen -file F -size 256MiB
 //	p2pbench tcpcopy -file F [-runs N]
@@ -16,6 +18,8 @@
 //	p2pbench discovery -bin bin/p2pshare -n 4 [-runs N]
 //	p2pbench small -bin bin/p2pshare -count 200
 //	p2pbench report -in results.jsonl -out BENCHMARKS.md
+//	p2pbench nat lab -work DIR [-attempts 20] [-transfer-runs 3]   (inside scripts/nat-lab.sh)
+//	p2pbench nat report -in nat.jsonl -out nat.md
 package main
 
 import (
@@ -71,6 +75,7 @@ var subcommands = map[string]func(args []string) error{
 	"discovery":  cmdDiscovery,
 	"small":      cmdSmall,
 	"report":     cmdReport,
+	"nat":        cmdNAT,
 }
 
 func main() {
