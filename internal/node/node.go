@@ -48,7 +48,7 @@ type Config struct {
 	UploadLimit int64
 	// MaxPeers bounds the peer table (0: p2p.DefaultMaxPeers).
 	MaxPeers int
-	Logger      *slog.Logger
+	Logger   *slog.Logger
 	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
 	DHTOptions []dht.Option
 }

@@ -33,6 +33,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
@@ -68,6 +69,8 @@ type Node struct {
 	// RelayUnlimited); RelayAuto's lives inside the host.
 	relay   *relayv2.Relay
 	punches *punchLog
+	// reaching makes concurrent Reach calls for one peer share an attempt.
+	reaching singleflight.Group
 	// hostForRelays is the host, for AutoRelay's candidate source, which
 	// may run before Open has assigned n.host.
 	hostForRelays atomic.Value

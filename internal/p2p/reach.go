@@ -352,51 +352,110 @@ const (
 // (RelayUnlimited) is used, and otherwise the error names the peer, why
 // and what would help. The returned context carries permission to open
 // streams on a relayed connection when that connection is unlimited.
+//
+// Concurrent calls for one peer (the workers of a Get, two Gets) share
+// one attempt, so one caller's redial never closes the relayed
+// connection another's punch is running on.
 func (n *Node) Reach(ctx context.Context, ai peer.AddrInfo) (context.Context, error) {
 	if len(ai.Addrs) > 0 {
 		n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, keepaliveAddrTTL)
 	}
-	if ci, ok := n.Conns(ai.ID); !ok {
+	if ci, ok := n.Conns(ai.ID); ok && ci.Direct {
+		return ctx, nil
+	}
+	ch := n.reaching.DoChan(string(ai.ID), func() (any, error) { return n.upgrade(ai.ID) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return ctx, r.Err
+		}
+		if r.Val.(bool) {
+			return network.WithAllowLimitedConn(ctx, "p2pshare-unlimited-relay"), nil
+		}
+		return ctx, nil
+	case <-ctx.Done():
+		return ctx, ctx.Err()
+	}
+}
+
+// upgrade is Reach's shared attempt for one peer; it runs on the node's
+// context, not a caller's. It reports whether the way to the peer is an
+// unlimited relayed connection (false: a direct one).
+func (n *Node) upgrade(id peer.ID) (bool, error) {
+	ctx := n.ctx
+	if _, ok := n.Conns(id); !ok {
 		dctx, cancel := context.WithTimeout(ctx, reachDialTimeout)
 		// Relayed addresses are fine for this dial: what matters is a
 		// connection the hole punch can start from.
-		err := n.host.Connect(network.WithAllowLimitedConn(dctx, "p2pshare-reach"), peer.AddrInfo{ID: ai.ID})
+		err := n.host.Connect(network.WithAllowLimitedConn(dctx, "p2pshare-reach"), peer.AddrInfo{ID: id})
 		cancel()
 		if err != nil {
-			return ctx, err
+			return false, err
 		}
-	} else if ci.Direct {
-		return ctx, nil
+	}
+	if ci, _ := n.Conns(id); ci.Direct {
+		return false, nil
+	}
+	// The peer starts DCUtR on a new inbound relayed connection, and this
+	// side accepts it only once its DCUtR handler is registered, which
+	// go-libp2p does when the host knows a public address of its own (a
+	// few hundred milliseconds after a fresh node first meets a public
+	// peer). A punch on a connection made before that is refused and never
+	// retried: wait for the handler, then start over on a fresh relayed
+	// connection, instead of waiting the punch out.
+	if !n.dcutrReady() {
+		if err := n.waitUntil(ctx, id, directUpgradeWait/2, n.dcutrReady); err == nil && n.isDirect(id) {
+			return false, nil
+		}
+		if n.dcutrReady() {
+			n.redialRelayed(ctx, id)
+		}
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		if err := n.waitDirect(ctx, ai.ID, directUpgradeWait/2); err == nil {
-			return ctx, nil
-		} else if ctx.Err() != nil {
-			return ctx, ctx.Err()
+		since := time.Now()
+		// Done at a direct connection, or early at a failed punch.
+		punchFailed := func() bool {
+			r, ok := n.LastPunch(id)
+			return ok && !r.Success && r.At.After(since)
+		}
+		_ = n.waitUntil(ctx, id, directUpgradeWait/2, punchFailed)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if n.isDirect(id) {
+			return false, nil
 		}
 		if attempt == 0 {
-			// The peer's DCUtR starts on a new inbound relayed connection,
-			// and only once it knows a public address of its own; a
-			// connection made before that is never upgraded. A fresh
-			// relayed connection starts the punch again.
-			n.redialRelayed(ctx, ai.ID)
+			// A fresh relayed connection starts the punch again.
+			n.redialRelayed(ctx, id)
 		}
 	}
-	ci, ok := n.Conns(ai.ID)
+	ci, ok := n.Conns(id)
 	if ok && ci.Direct {
-		return ctx, nil
+		return false, nil
 	}
 	if ok && ci.Relayed && !ci.Limited {
-		return network.WithAllowLimitedConn(ctx, "p2pshare-unlimited-relay"), nil
+		return true, nil
 	}
 	why := "no hole-punch result"
-	if r, ok := n.LastPunch(ai.ID); ok && !r.Success {
+	if r, ok := n.LastPunch(id); ok && !r.Success {
 		why = "hole punch failed"
 		if r.Error != "" {
 			why += ": " + shortErr(r.Error)
 		}
 	}
-	return ctx, &UnreachableError{Peer: ai.ID, Why: why}
+	return false, &UnreachableError{Peer: id, Why: why}
+}
+
+func (n *Node) isDirect(id peer.ID) bool {
+	ci, ok := n.Conns(id)
+	return ok && ci.Direct
+}
+
+// dcutrReady reports whether this host accepts hole punches (go-libp2p
+// registers the DCUtR handler once it knows a public address of its own).
+func (n *Node) dcutrReady() bool {
+	return slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol)
 }
 
 // UnreachableError says a peer can be reached only through a limited
@@ -419,14 +478,15 @@ func (e *UnreachableError) Unwrap() error { return ErrOnlyLimitedRelay }
 // Unreachable tells internal/transfer not to wait for this peer.
 func (e *UnreachableError) Unreachable() bool { return true }
 
-// waitDirect waits up to d for a direct connection to id.
-func (n *Node) waitDirect(ctx context.Context, id peer.ID, d time.Duration) error {
+// waitUntil waits up to d for a direct connection to id, or for stop
+// (if not nil) to hold; it returns an error if neither came in time.
+func (n *Node) waitUntil(ctx context.Context, id peer.ID, d time.Duration, stop func() bool) error {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	poll := time.NewTicker(50 * time.Millisecond)
 	defer poll.Stop()
 	for {
-		if ci, ok := n.Conns(id); ok && ci.Direct {
+		if n.isDirect(id) || (stop != nil && stop()) {
 			return nil
 		}
 		_, _, changed := n.punches.get(id)
