@@ -37,7 +37,10 @@ type job struct {
 	c      cid.Cid
 	opt    transfer.GetOptions
 	cancel context.CancelFunc // of its Get; nil while queued
-	state  Job                // guarded by jobs.mu
+	done   chan struct{}      // closed when it has ended
+	// Guarded by jobs.mu.
+	state    Job
+	canceled bool // cancel was asked: a Get stopped by its context was canceled, not paused
 }
 
 func newJobs(s *Server, max int) *jobs {
@@ -61,7 +64,7 @@ func (js *jobs) submit(target string, c cid.Cid, opt transfer.GetOptions) (Job, 
 		}
 	}
 	js.next++
-	j := &job{c: c, opt: opt, state: Job{
+	j := &job{c: c, opt: opt, done: make(chan struct{}), state: Job{
 		ID: itoa(js.next), CID: c.String(), Name: transfer.SanitizeName(opt.Name, c), Target: target,
 		State: JobQueued, Created: time.Now().UTC(),
 	}}
@@ -91,6 +94,7 @@ func (js *jobs) dispatchLocked() {
 
 func (js *jobs) run(ctx context.Context, j *job) {
 	defer js.wg.Done()
+	defer close(j.done)
 	defer j.cancel()
 	opt := j.opt
 	opt.Progress = func(p transfer.Progress) {
@@ -120,9 +124,9 @@ func (js *jobs) run(ctx context.Context, j *job) {
 		st.DurationMS = float64(res.Duration) / float64(time.Millisecond)
 		st.Resumed = res.Resumed
 		st.BadPeers = peerStrings(res.Bad)
-	case errors.Is(err, transfer.ErrCanceled):
+	case errors.Is(err, transfer.ErrCanceled), j.canceled:
 		st.State, st.Error = JobCanceled, "canceled; partial data removed"
-	case errors.Is(err, transfer.ErrPaused):
+	case errors.Is(err, transfer.ErrPaused), ctx.Err() != nil:
 		st.State, st.Error = JobPaused, "paused when the node stopped; verified chunks are kept: get it again to resume"
 	default:
 		st.State, st.Error = JobFailed, err.Error()
@@ -195,10 +199,33 @@ func (js *jobs) cancelQueued(c cid.Cid) (Job, bool) {
 			js.queue = append(js.queue[:i:i], js.queue[i+1:]...)
 			j.state.State, j.state.Error = JobCanceled, "canceled before it started"
 			js.s.events.send(EventTransfer, j.state)
+			close(j.done)
 			return j.state, true
 		}
 	}
 	return Job{}, false
+}
+
+// cancelRunning cancels the running job of c, if any, and waits for it
+// to end. It reports the job's ID ("" if none ran). The caller then
+// removes the partial data with transfer.Cancel.
+func (js *jobs) cancelRunning(c cid.Cid) string {
+	js.mu.Lock()
+	var run *job
+	for _, j := range js.order {
+		if j.c.Equals(c) && !j.state.Finished() && j.cancel != nil {
+			run = j
+		}
+	}
+	if run == nil {
+		js.mu.Unlock()
+		return ""
+	}
+	run.canceled = true
+	js.mu.Unlock()
+	run.cancel()
+	<-run.done
+	return run.state.ID
 }
 
 // close pauses the running jobs (the server's context has ended), drops

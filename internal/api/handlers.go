@@ -381,12 +381,15 @@ func (s *Server) cancelDownload(target string) (Canceled, error) {
 		}
 		return out, nil
 	}
-	for _, j := range s.jobs.active() {
-		if j.CID == out.CID {
-			out.Job = j.ID
-		}
+	// A running job is stopped through its context (its Get may not
+	// have started, or may be ending: transfer.Cancel would not find
+	// it); then the partial data goes.
+	out.Job = s.jobs.cancelRunning(c)
+	err := s.cfg.Transfer.Cancel(c)
+	if out.Job != "" && errors.Is(err, transfer.ErrNotFound) {
+		err = nil // it had nothing on disk yet
 	}
-	return out, s.cfg.Transfer.Cancel(c)
+	return out, err
 }
 
 func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {

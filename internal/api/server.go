@@ -190,6 +190,17 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// A route with the wrong method lands here too (this pattern
+		// matches every method): say which method it takes.
+		for _, m := range []string{http.MethodGet, http.MethodPost} {
+			alt := r.Clone(r.Context())
+			alt.Method = m
+			if _, pattern := mux.Handler(alt); pattern != "/" {
+				w.Header().Set("Allow", m)
+				writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: this route takes %s", r.Method, r.URL.Path, m))
+				return
+			}
+		}
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such API route: %s %s (routes are under /api/v1/)", r.Method, r.URL.Path))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
