@@ -450,7 +450,10 @@ func (p *progressLine) draw(j api.Job) {
 	if len(name) > 24 {
 		name = append(name[:23], '…')
 	}
-	fmt.Fprintf(p.cc.out, "\r\033[K%s  %s / %s  %.1f%%  %s/s  %s", string(name), repl.HumanBytes(j.Done), repl.HumanBytes(j.Size), pct, repl.HumanBytes(int64(j.Rate)), what)
+	const width = 20
+	fill := int(pct / 100 * width)
+	bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
+	fmt.Fprintf(p.cc.out, "\r\033[K%s [%s] %s / %s  %.1f%%  %s/s  %s", string(name), bar, repl.HumanBytes(j.Done), repl.HumanBytes(j.Size), pct, repl.HumanBytes(int64(j.Rate)), what)
 	p.drawn = true
 }
 

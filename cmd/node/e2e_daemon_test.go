@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/p2pshare/p2pshare/internal/api"
 )
@@ -196,6 +200,18 @@ func TestDaemonAndClient(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); sha256.Sum256(got) != sum {
 		t.Fatal("copy differs")
+	}
+	// On a terminal: a progress line, erased before the final one.
+	ttyOut := filepath.Join(root, "tty.bin")
+	cmd := exec.Command(binPath, "--data", d2, "get", "film.bin", "-o", ttyOut, "--wait")
+	f, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screen, _ := io.ReadAll(f) // until the command exits (EIO at hang-up)
+	f.Close()
+	if err := cmd.Wait(); err != nil || !bytes.Contains(screen, []byte("\r\x1b[K")) || !bytes.Contains(screen, []byte("saved "+ttyOut)) {
+		t.Fatalf("get --wait on a terminal: %v, %q", err, screen)
 	}
 	// Never overwrites; an unknown name fails; both exit 1.
 	if _, stderr, code := runCLI(t, d2, "get", "film.bin", "-o", out, "--wait"); code != 1 || !strings.Contains(stderr, "never overwrites") {

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/p2pshare/p2pshare/internal/p2p"
@@ -142,7 +141,9 @@ func listen(addr string) (net.Listener, error) {
 	}
 	hp := net.JoinHostPort(ip.String(), port)
 	l, err := net.Listen("tcp", hp)
-	if err != nil && addr == DefaultAddr && errors.Is(err, syscall.EADDRINUSE) {
+	if err != nil && addr == DefaultAddr {
+		// Taken, most likely by another node (the error differs between
+		// systems): any free port will do, api.addr tells clients.
 		l, err = net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
 	}
 	if err != nil {
