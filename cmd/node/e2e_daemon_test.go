@@ -106,9 +106,9 @@ func runCLI(t *testing.T, data string, args ...string) (string, string, int) {
 	return runOnce(t, "", append([]string{"--data", data}, args...)...)
 }
 
-// cliJSON runs a client command with --json, which must succeed, and
+// runJSON runs a client command with --json, which must succeed, and
 // decodes its output into out.
-func cliJSON(t *testing.T, out any, data string, args ...string) {
+func runJSON(t *testing.T, out any, data string, args ...string) {
 	t.Helper()
 	stdout, stderr, code := runCLI(t, data, append(args, "--json")...)
 	if code != 0 {
@@ -151,7 +151,7 @@ func TestDaemonAndClient(t *testing.T) {
 	}
 
 	var pub api.Published
-	cliJSON(t, &pub, d1, "publish", "film.bin")
+	runJSON(t, &pub, d1, "publish", "film.bin")
 	sum := sha256.Sum256(orig)
 	if len(pub.Files) != 1 || pub.Files[0].Name != "film.bin" || pub.Files[0].SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("publish --json: %+v", pub)
@@ -165,9 +165,9 @@ func TestDaemonAndClient(t *testing.T) {
 	}
 
 	var id1 api.ID
-	cliJSON(t, &id1, d1, "id")
+	runJSON(t, &id1, d1, "id")
 	var conn api.Connected
-	cliJSON(t, &conn, d2, "connect", id1.Addrs[0])
+	runJSON(t, &conn, d2, "connect", id1.Addrs[0])
 	if conn.PeerID != id1.PeerID {
 		t.Fatalf("connect: %+v, want %s", conn, id1.PeerID)
 	}
@@ -175,7 +175,7 @@ func TestDaemonAndClient(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var list []api.Remote
-		cliJSON(t, &list, d2, "available")
+		runJSON(t, &list, d2, "available")
 		if len(list) == 1 && list[0].Name == "film.bin" {
 			break
 		}
@@ -187,7 +187,7 @@ func TestDaemonAndClient(t *testing.T) {
 
 	// get --wait --json: the final job.
 	var j api.Job
-	cliJSON(t, &j, d2, "get", "film.bin", "--wait")
+	runJSON(t, &j, d2, "get", "film.bin", "--wait")
 	got, err := os.ReadFile(j.Path)
 	if j.State != api.JobDone || err != nil || sha256.Sum256(got) != sum || j.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("get --wait --json: %+v, %v", j, err)
@@ -221,26 +221,26 @@ func TestDaemonAndClient(t *testing.T) {
 		t.Fatalf("get unknown: %d %q", code, stderr)
 	}
 	// A get without --wait answers at once with the job.
-	cliJSON(t, &j, d2, "get", "film.bin")
+	runJSON(t, &j, d2, "get", "film.bin")
 	if j.ID == "" || j.Finished() && j.State != api.JobDone {
 		t.Fatalf("get --json: %+v", j)
 	}
 
 	var peers []api.Peer
-	cliJSON(t, &peers, d2, "peers")
+	runJSON(t, &peers, d2, "peers")
 	if len(peers) != 1 || peers[0].PeerID != id1.PeerID {
 		t.Fatalf("peers: %+v", peers)
 	}
 	var trs []api.Transfer
-	cliJSON(t, &trs, d2, "transfers")
+	runJSON(t, &trs, d2, "transfers")
 	var tk api.Ticket
-	cliJSON(t, &tk, d1, "share", "film.bin")
+	runJSON(t, &tk, d1, "share", "film.bin")
 	if !strings.HasPrefix(tk.Ticket, "p2ps1") {
 		t.Fatalf("share: %+v", tk)
 	}
 	var left []api.Entry
-	cliJSON(t, &pub, d1, "unpublish", "--all")
-	cliJSON(t, &left, d1, "published")
+	runJSON(t, &pub, d1, "unpublish", "--all")
+	runJSON(t, &left, d1, "published")
 	if len(pub.Files) != 1 || len(left) != 0 {
 		t.Fatalf("unpublish --all: %+v, then published %+v", pub, left)
 	}
@@ -256,5 +256,27 @@ func TestDaemonAndClient(t *testing.T) {
 	two.stop()
 	if _, stderr, code := runCLI(t, d2, "peers"); code != 1 || !strings.Contains(stderr, "daemon") {
 		t.Fatalf("after stop: %d %q", code, stderr)
+	}
+}
+
+// The prompt serves the API too: a client command acts on the node whose
+// prompt then sees the change.
+func TestPromptServesAPI(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "n")
+	os.MkdirAll(filepath.Join(data, "files"), 0o700)
+	writeRandom(t, filepath.Join(data, "files", "doc.txt"), 1000)
+	p := startProc(t, "prompt", data, "--no-mdns")
+	p.do("echo up") // the node is open; the API starts before the prompt reads
+	var pub api.Published
+	runJSON(t, &pub, data, "publish", "doc.txt")
+	if len(pub.Files) != 1 || pub.Files[0].Name != "doc.txt" {
+		t.Fatalf("publish --json: %+v", pub)
+	}
+	if out := p.do("published"); !strings.Contains(out, "doc.txt") {
+		t.Fatalf("the prompt does not see the API's publish: %q", out)
+	}
+	p.quit()
+	if _, err := os.Stat(filepath.Join(data, api.AddrFile)); !os.IsNotExist(err) {
+		t.Fatalf("api.addr left after quit: %v", err)
 	}
 }

@@ -675,3 +675,22 @@ func TestListenAddresses(t *testing.T) {
 	}
 	s.Close()
 }
+
+// A publish made outside the API (at the prompt) is an event too.
+func TestEventOfPromptPublish(t *testing.T) {
+	n := newNode(t, "n")
+	startAPI(t, n, 0)
+	es, err := openClient(t, n).Events(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	writeFile(t, n, "p.txt", 10)
+	if _, err := n.Share.Publish(context.Background(), "p.txt"); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, es, api.EventPublished, func(d json.RawMessage) bool {
+		var e api.Entry
+		return json.Unmarshal(d, &e) == nil && e.Name == "p.txt"
+	})
+}
