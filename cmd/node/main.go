@@ -1,11 +1,16 @@
-// Command p2pshare runs a p2pshare node and its command prompt.
+// Command p2pshare runs a p2pshare node: with its command prompt, in the
+// background as a daemon, or as a client of a running node.
 //
 //	go build -o bin/p2pshare ./cmd/node
-//	bin/p2pshare --data ~/.p2pshare
+//	bin/p2pshare --data ~/.p2pshare                  # node and prompt
+//	bin/p2pshare --data ~/.p2pshare daemon           # node, no prompt
+//	bin/p2pshare --data ~/.p2pshare get NAME --wait  # client of that node
 //
-// Commands are read from the terminal (with line editing, history and tab
-// completion) or, when stdin is not a terminal, line by line until EOF.
-// libp2p's logs go to <data>/node.log, never over the prompt.
+// The prompt reads commands from the terminal (with line editing,
+// history and tab completion) or, when stdin is not a terminal, line by
+// line until EOF. Both node modes serve the local API (internal/api) that
+// the client commands call. libp2p's logs go to <data>/node.log, never
+// over the prompt.
 package main
 
 import (
@@ -22,12 +27,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pshare/p2pshare/internal/api"
 	"github.com/p2pshare/p2pshare/internal/bbsaes"
 	"github.com/p2pshare/p2pshare/internal/node"
 	"github.com/p2pshare/p2pshare/internal/p2p"
@@ -54,32 +61,38 @@ const (
 	minUploadRate = 1 << 10
 )
 
-func run(args []string) error {
-	var (
-		cfg         node.Config
-		listen      multiFlag
-		bootstrap   multiFlag
-		noMDNS      bool
-		logLevel    string
-		showVersion bool
-		relays      multiFlag
-		noPortMap   bool
-		dhtMode     = string(p2p.DHTLAN)
-		relaySvc    = string(p2p.RelayAuto)
-	)
+// nodeOptions are the flags of a node.
+type nodeOptions struct {
+	cfg         node.Config
+	listen      multiFlag
+	bootstrap   multiFlag
+	noMDNS      bool
+	logLevel    string
+	showVersion bool
+	relays      multiFlag
+	noPortMap   bool
+	dhtMode     string
+	relaySvc    string
+	apiAddr     string
+	maxGets     int
+}
+
+func nodeFlags(o *nodeOptions) *flag.FlagSet {
+	o.dhtMode, o.relaySvc = string(p2p.DHTLAN), string(p2p.RelayAuto)
+	cfg := &o.cfg
 	fs := flag.NewFlagSet("p2pshare", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data folder: identity, keys, index, peer table, logs")
 	fs.StringVar(&cfg.ShareDir, "share", "", "share folder (default <data>/files)")
 	fs.StringVar(&cfg.DownloadDir, "downloads", "", "downloads folder (default <data>/downloads)")
-	fs.Var(&listen, "listen", "listen multiaddr (repeatable; default all interfaces, TCP and QUIC, random ports)")
-	fs.Var(&bootstrap, "bootstrap", "bootstrap peer multiaddr with /p2p/ID (repeatable)")
-	fs.BoolVar(&noMDNS, "no-mdns", false, "turn off LAN discovery by mDNS")
-	fs.StringVar(&dhtMode, "dht", dhtMode, "lan: p2pshare's own DHT (mDNS, bootstrap peers); public: the public IPFS DHT")
-	fs.Var(&relays, "relay", "circuit relay multiaddr with /p2p/ID, used when this node is not reachable (repeatable)")
-	fs.StringVar(&relaySvc, "relay-service", relaySvc, "relay for others: auto (when publicly reachable), on, off, unlimited (carries whole transfers)")
-	fs.BoolVar(&noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP, NAT-PMP)")
+	fs.Var(&o.listen, "listen", "listen multiaddr (repeatable; default all interfaces, TCP and QUIC, random ports)")
+	fs.Var(&o.bootstrap, "bootstrap", "bootstrap peer multiaddr with /p2p/ID (repeatable)")
+	fs.BoolVar(&o.noMDNS, "no-mdns", false, "turn off LAN discovery by mDNS")
+	fs.StringVar(&o.dhtMode, "dht", o.dhtMode, "lan: p2pshare's own DHT (mDNS, bootstrap peers); public: the public IPFS DHT")
+	fs.Var(&o.relays, "relay", "circuit relay multiaddr with /p2p/ID, used when this node is not reachable (repeatable)")
+	fs.StringVar(&o.relaySvc, "relay-service", o.relaySvc, "relay for others: auto (when publicly reachable), on, off, unlimited (carries whole transfers)")
+	fs.BoolVar(&o.noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP, NAT-PMP)")
 	fs.DurationVar(&cfg.Keepalive, "keepalive", 10*time.Second, "interval of keepalive pings to known peers")
-	fs.StringVar(&logLevel, "log-level", "warn", "log level for <data>/node.log: debug, info, warn, error")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "log level for <data>/node.log: debug, info, warn, error")
 	fs.Func("max-upload-rate", "cap on what this node serves, bytes per second over all peers (e.g. 20MiB, 500KB; default no limit)", func(v string) error {
 		n, err := parseBytes(v)
 		if err == nil && n < minUploadRate {
@@ -89,47 +102,118 @@ func run(args []string) error {
 		return err
 	})
 	fs.IntVar(&cfg.BBSBits, "bbs-bits", bbsaes.DefaultModulusBits, "size of the BBS modulus made on first start (at least 2048)")
-	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	fs.StringVar(&o.apiAddr, "api", api.DefaultAddr, "address of the local API (loopback only; if the default port is taken, a free one), or off")
+	fs.IntVar(&o.maxGets, "max-concurrent-gets", api.DefaultMaxConcurrentGets, "background downloads (API gets) that run at once; more wait in a queue")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	// Errors are printed once, by main; the usage only on --help.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
-			fmt.Fprintf(os.Stdout, "usage: p2pshare [flags]   (commands are read from the terminal or stdin; type help)\n\nflags:\n")
-			fs.PrintDefaults()
-			return nil
-		}
-		return fmt.Errorf("%w (p2pshare --help lists the flags)", err)
+	return fs
+}
+
+const usageText = `usage:
+  p2pshare [flags]                  run a node with its command prompt (commands from the terminal or stdin; type help)
+  p2pshare [flags] daemon           run a node in the background: no prompt, stopped by SIGTERM or Ctrl-C
+  p2pshare [--data D] COMMAND ...   ask the node running on D (--json: machine-readable output)
+  p2pshare help | version
+
+`
+
+func printUsage(fs *flag.FlagSet) {
+	fmt.Fprint(os.Stdout, usageText)
+	fmt.Fprintln(os.Stdout, "commands (of a running node; each takes --json and --data):")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	for _, c := range clientCommands() {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.usage, c.help)
 	}
-	if showVersion {
+	tw.Flush()
+	fmt.Fprintln(os.Stdout, "\nflags of a node:")
+	fs.SetOutput(os.Stdout)
+	fs.PrintDefaults()
+}
+
+func run(args []string) error {
+	var o nodeOptions
+	fs := nodeFlags(&o)
+	parse := func(args []string) (bool, error) {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs)
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("%w (p2pshare --help lists the flags)", err)
+		}
+		return false, nil
+	}
+	if done, err := parse(args); done || err != nil {
+		return err
+	}
+	if o.showVersion {
 		fmt.Printf("p2pshare %s\n", repl.Version())
 		return nil
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (commands are read from stdin; p2pshare --help lists the flags)", fs.Args())
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return runNode(&o, false)
 	}
-	if err := checkFlags(&cfg, listen); err != nil {
+	switch rest[0] {
+	case "daemon":
+		if done, err := parse(rest[1:]); done || err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("daemon: unexpected arguments %q (p2pshare --help lists the flags)", fs.Args())
+		}
+		return runNode(&o, true)
+	case "help":
+		printUsage(fs)
+		return nil
+	case "version":
+		fmt.Printf("p2pshare %s\n", repl.Version())
+		return nil
+	}
+	// A client: the node's flags mean nothing to it.
+	var nodeOnly []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "data" {
+			nodeOnly = append(nodeOnly, "--"+f.Name)
+		}
+	})
+	if _, ok := findClientCommand(rest[0]); ok && len(nodeOnly) > 0 {
+		return fmt.Errorf("%s: %s: flags of a node (give them to p2pshare daemon), not of the command", rest[0], strings.Join(nodeOnly, ", "))
+	}
+	return runClient(o.cfg.DataDir, rest, os.Stdout, os.Stderr)
+}
+
+// runNode runs a node: with the prompt, or as a daemon until SIGTERM or
+// SIGINT.
+func runNode(o *nodeOptions, daemon bool) error {
+	cfg := o.cfg
+	if err := checkFlags(&cfg, o.listen); err != nil {
 		return err
 	}
-	cfg.MDNS = !noMDNS
-	cfg.PortMap = !noPortMap
+	if o.maxGets < 1 {
+		return fmt.Errorf("--max-concurrent-gets %d: must be at least 1", o.maxGets)
+	}
+	cfg.MDNS = !o.noMDNS
+	cfg.PortMap = !o.noPortMap
 	var err error
-	if cfg.DHT, err = p2p.ParseDHTMode(dhtMode); err != nil {
+	if cfg.DHT, err = p2p.ParseDHTMode(o.dhtMode); err != nil {
 		return fmt.Errorf("--dht: %w", err)
 	}
-	if cfg.RelayService, err = p2p.ParseRelayMode(relaySvc); err != nil {
+	if cfg.RelayService, err = p2p.ParseRelayMode(o.relaySvc); err != nil {
 		return fmt.Errorf("--relay-service: %w", err)
 	}
-	for _, s := range relays {
+	for _, s := range o.relays {
 		ma, err := multiaddr.NewMultiaddr(s)
 		if err != nil {
 			return fmt.Errorf("--relay %q: %w", s, err)
 		}
 		cfg.Relays = append(cfg.Relays, ma)
 	}
-	cfg.ListenAddrs = listen
-	for _, s := range bootstrap {
+	cfg.ListenAddrs = o.listen
+	for _, s := range o.bootstrap {
 		ma, err := multiaddr.NewMultiaddr(s)
 		if err != nil {
 			return fmt.Errorf("--bootstrap %q: %w", s, err)
@@ -139,14 +223,19 @@ func run(args []string) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	logger, err := setupLogging(filepath.Join(cfg.DataDir, "node.log"), logLevel)
+	logger, err := setupLogging(filepath.Join(cfg.DataDir, "node.log"), o.logLevel)
 	if err != nil {
 		return err
 	}
 	cfg.Logger = logger
 
-	// SIGTERM stops the node; SIGINT is the REPL's (it cancels a command).
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	// SIGTERM stops the node; SIGINT is the prompt's (it cancels a
+	// command), but stops a daemon.
+	sigs := []os.Signal{syscall.SIGTERM}
+	if daemon {
+		sigs = append(sigs, os.Interrupt)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	defer stop()
 	n, err := node.Open(ctx, cfg)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -161,8 +250,36 @@ func run(args []string) error {
 		fmt.Fprintf(os.Stderr, "warning: LAN discovery is off (%v); reach peers with --bootstrap or connect\n", err)
 	}
 	logger.Info("node started", "peer", n.P2P.Host().ID())
-	r := repl.New(repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, DataDir: cfg.DataDir})
-	return r.Run(ctx, os.Stdin, os.Stdout)
+
+	var srv *api.Server
+	if o.apiAddr != "off" {
+		srv, err = api.Start(api.Config{
+			Node: n.P2P, Share: n.Share, Transfer: n.Transfer,
+			DataDir: n.Config.DataDir, DownloadDir: n.Config.DownloadDir,
+			Addr: o.apiAddr, MaxConcurrentGets: o.maxGets, Version: repl.Version(), Log: logger,
+		})
+		switch {
+		case err != nil && daemon:
+			return err
+		case err != nil:
+			// The prompt works without the API.
+			fmt.Fprintf(os.Stderr, "warning: no local API: %v\n", err)
+		default:
+			defer srv.Close() // before n.Close: it pauses the background gets
+		}
+	}
+	if !daemon {
+		r := repl.New(repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, DataDir: cfg.DataDir})
+		return r.Run(ctx, os.Stdin, os.Stdout)
+	}
+	apiURL := "off"
+	if srv != nil {
+		apiURL = srv.URL()
+	}
+	fmt.Printf("p2pshare daemon: peer %s, API %s, data %s (logs in node.log; SIGTERM or Ctrl-C stops it)\n", n.P2P.ID(), apiURL, cfg.DataDir)
+	<-ctx.Done()
+	logger.Info("node stopping", "signal", "received")
+	return nil
 }
 
 // checkFlags refuses flag values that parse but make no sense, naming
