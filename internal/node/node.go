@@ -46,7 +46,10 @@ type Config struct {
 	BBSBits int
 	// UploadLimit caps what the node serves, bytes per second (0: none).
 	UploadLimit int64
-	Logger      *slog.Logger
+	// OnChange is what happens when a published file is edited in the
+	// share folder: republished (the default) or withdrawn, peers told.
+	OnChange share.OnChange
+	Logger   *slog.Logger
 	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
 	DHTOptions []dht.Option
 }
@@ -130,7 +133,14 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Broadcast: share.GossipSub(n.P2P.PubSub()),
 		Datastore: namespace.Wrap(n.P2P.Datastore(), datastore.NewKey("/share")),
 		ShareDir:  cfg.ShareDir,
-		Logger:    cfg.Logger,
+		// Peers in the peer table (met, not just heard of) keep their
+		// entries when others' announcements fill the budget.
+		Known: func(id peer.ID) bool {
+			_, ok := peers.Get(id)
+			return ok
+		},
+		OnChange: cfg.OnChange,
+		Logger:   cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
