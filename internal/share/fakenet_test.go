@@ -44,7 +44,7 @@ type fakeNet struct {
 	findPeers []peer.ID     // FindPeer calls
 }
 
-func newFakeNet(t *testing.T) *fakeNet {
+func newFakeNet(t testing.TB) *fakeNet {
 	return &fakeNet{
 		id:       randPeer(t),
 		bus:      eventbus.NewBus(),

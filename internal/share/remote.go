@@ -64,8 +64,9 @@ type stamp struct {
 // So there is a budget over all senders, in entries and in bytes (names
 // are up to proto.MaxNameLen bytes; tombstones cost bytes too), sized for
 // a large LAN (hundreds of publishers with hundreds of files each) and a
-// node's memory (the two limits, reached together, are about 60 MiB of
-// heap). When it is full, room is made by evicting from the senders with
+// node's memory: the byte budget is the heap it allows, about 32 MiB
+// whatever the mix of names and tombstones (entryCost is the measured
+// heap of an entry). When it is full, room is made by evicting from the senders with
 // the least standing first: unknown senders (keys only heard through a
 // relay) before known ones; among those, the largest holder first (a relay
 // charged with its unknown senders counts as one holder). A sender is never
@@ -91,7 +92,7 @@ const (
 	// entryOverhead is the heap an entry costs beyond its name, measured
 	// (TestEntryCostMatchesHeap): the Entry in its map, its CID twice
 	// (entries and stamps keys) and its stamp, with the maps' slack.
-	entryOverhead = 400
+	entryOverhead = 440
 	// stampCost is what a stamp without an entry (a tombstone) costs.
 	stampCost = 160
 	// evictSlack: eviction frees this much more than needed, so that a
