@@ -396,14 +396,21 @@ func TestNamesFromProviders(t *testing.T) {
 	if _, ok := findCID(n.s.Available(), z.CID); !ok {
 		t.Error("a stranger's file is no longer listed")
 	}
+	// A known liar heard after the publisher, its name sorting first,
+	// ties on known votes: the name heard first wins, the strangers'
+	// votes do not break the tie.
+	announceVia(n.s, "late-liar", "", 1, []Entry{liar})
+	if r, _ := findCID(n.s.Available(), y.CID); r.Name != "report.pdf" {
+		t.Errorf("a known liar heard later renamed the file %q", r.Name)
+	}
 	// Among known providers, the majority names it.
-	for _, p := range []peer.ID{"k1", "k2"} {
+	for _, p := range []peer.ID{"k1", "k2", "k3"} {
 		e := y
 		e.Name = "report-final.pdf"
 		announceVia(n.s, p, "", 1, []Entry{e})
 	}
 	if r, _ := findCID(n.s.Available(), y.CID); r.Name != "report-final.pdf" {
-		t.Errorf("shown as %q, want the name two known providers give", r.Name)
+		t.Errorf("shown as %q, want the name three known providers give", r.Name)
 	}
 	// Two known peers naming different files alike stay ambiguous.
 	w := Entry{Name: "same.txt", Size: 1, CID: randCID(), ChunkSize: 1024}

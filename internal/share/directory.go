@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -237,23 +238,27 @@ func (d *Directory) snapshot() map[peer.ID]senderSnapshot {
 	return out
 }
 
+// claim is one provider's entry for a CID.
+type claim struct {
+	ProviderInfo
+	e Entry
+}
+
 // merged is every remote CID with its providers, unsorted.
 //
-// Providers may name one CID differently, and any of them may lie: the
-// name shown, matched by Resolve and used to save a download is the one
-// given by the most known providers, then by the most providers, then
-// by an online one, then the first in byte order. So a stranger whose
-// name sorts first no longer names someone else's content; to outvote a
-// known publisher it takes more known peers than agree with it.
+// Providers may name one CID differently, and any of them may lie. The
+// name shown, and used to save a download, is the one given by the most
+// known providers, then by the most providers, then the one we heard
+// first (content is named by whoever had it first: a liar copying a CID
+// it saw announced comes later), then one an online provider gives, then
+// the first in byte order. So a stranger, or a liar whose name sorts
+// first, no longer names someone else's content; to outvote a known
+// publisher it takes more known peers than agree with it.
 func (d *Directory) merged() map[cid.Cid]*Remote {
 	snap := d.snapshot()
 	online := make(map[peer.ID]bool, len(snap))
 	for p := range snap {
 		online[p] = d.net.Online(p) // outside our locks: Online may take the peer table's
-	}
-	type claim struct {
-		ProviderInfo
-		e Entry
 	}
 	claims := make(map[cid.Cid][]claim)
 	for p, ss := range snap {
@@ -263,7 +268,7 @@ func (d *Directory) merged() map[cid.Cid]*Remote {
 	}
 	out := make(map[cid.Cid]*Remote, len(claims))
 	for c, cl := range claims {
-		name := preferredName(cl, func(x claim) ProviderInfo { return x.ProviderInfo })
+		name := preferredName(cl)
 		slices.SortFunc(cl, func(a, b claim) int {
 			if a.Online != b.Online {
 				if a.Online {
@@ -297,29 +302,45 @@ func (d *Directory) merged() map[cid.Cid]*Remote {
 	return out
 }
 
-// preferredName picks among the names providers give one CID (see merged).
-func preferredName[T any](claims []T, info func(T) ProviderInfo) string {
-	type tally struct{ known, all, online int }
+// preferredName picks among the names providers give one CID (see
+// merged). Names only strangers give count only when no known provider
+// names the CID: strangers' keys are free, so among known providers their
+// votes would let a flood break a tie.
+func preferredName(claims []claim) string {
+	type tally struct {
+		known, all, online int
+		firstKnown, first  int64 // our clock: first heard, from a known provider, from any
+	}
 	votes := map[string]*tally{}
 	for _, x := range claims {
-		p := info(x)
-		v := votes[p.Name]
+		v := votes[x.Name]
 		if v == nil {
-			v = &tally{}
-			votes[p.Name] = v
+			v = &tally{first: math.MaxInt64, firstKnown: math.MaxInt64}
+			votes[x.Name] = v
 		}
 		v.all++
-		if p.Known {
+		v.first = min(v.first, x.e.heard)
+		if x.Known {
 			v.known++
+			v.firstKnown = min(v.firstKnown, x.e.heard)
 		}
-		if p.Online {
+		if x.Online {
 			v.online++
 		}
 	}
 	best, bv := "", (*tally)(nil)
 	for n, v := range votes {
-		if bv == nil || cmp.Or(cmp.Compare(v.known, bv.known), cmp.Compare(v.all, bv.all),
-			cmp.Compare(min(v.online, 1), min(bv.online, 1)), strings.Compare(best, n)) > 0 {
+		if bv == nil {
+			best, bv = n, v
+			continue
+		}
+		c := cmp.Compare(v.known, bv.known)
+		if c == 0 && v.known > 0 {
+			c = cmp.Compare(bv.firstKnown, v.firstKnown)
+		}
+		c = cmp.Or(c, cmp.Compare(v.all, bv.all), cmp.Compare(bv.first, v.first),
+			cmp.Compare(min(v.online, 1), min(bv.online, 1)), strings.Compare(best, n))
+		if c > 0 {
 			best, bv = n, v
 		}
 	}

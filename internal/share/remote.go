@@ -234,8 +234,14 @@ func (rv *remoteView) charge(pc *peerCatalog, entries, cost int) {
 }
 
 func (rv *remoteView) putEntry(pc *peerCatalog, e Entry) {
-	if old, ok := pc.entries[e.CID]; ok {
+	old, ok := pc.entries[e.CID]
+	if ok {
 		rv.charge(pc, -1, -entryCost(old))
+	}
+	if ok && old.Name == e.Name {
+		e.heard = old.heard
+	} else {
+		e.heard = rv.tick()
 	}
 	pc.entries[e.CID] = e
 	rv.charge(pc, 1, entryCost(e))

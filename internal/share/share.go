@@ -55,6 +55,10 @@ type Entry struct {
 	SHA256    [32]byte
 	ChunkSize int
 	Published time.Time
+
+	// heard, for another peer's claim, is our clock when that peer first
+	// gave the CID this name (see merged).
+	heard int64
 }
 
 // Service is a node's Library and Directory, started together: they share
