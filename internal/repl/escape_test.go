@@ -12,8 +12,8 @@ import (
 
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
-	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
@@ -117,13 +117,13 @@ func TestErrorsAreEscaped(t *testing.T) {
 
 func TestTermSafe(t *testing.T) {
 	for in, want := range map[string]string{
-		"/ip4/1.2.3.4/tcp/1":  "/ip4/1.2.3.4/tcp/1",
-		"a\x1b[2Jb":           `a\u001b[2Jb`,
-		"x\u202egnp.exe":      `x\u202egnp.exe`,
-		"zero\u200bwidth":     `zero\u200bwidth`,
-		"line\u2028sep":       `line\u2028sep`,
-		"c1\u009bcontrol":     `c1\u009bcontrol`,
-		"bad\xffutf8":         `bad\ufffdutf8`,
+		"/ip4/1.2.3.4/tcp/1": "/ip4/1.2.3.4/tcp/1",
+		"a\x1b[2Jb":          `a\u001b[2Jb`,
+		"x\u202egnp.exe":     `x\u202egnp.exe`,
+		"zero\u200bwidth":    `zero\u200bwidth`,
+		"line\u2028sep":      `line\u2028sep`,
+		"c1\u009bcontrol":    `c1\u009bcontrol`,
+		"bad\xffutf8":        `bad\ufffdutf8`,
 		"ünïcode 名前 is fine": "ünïcode 名前 is fine",
 	} {
 		if got := termSafe(in); got != want {
