@@ -37,13 +37,14 @@ const (
 	OnChangeIgnore OnChange = "ignore"
 )
 
-// ParseOnChange reads a user's choice: republish or withdraw.
+// ParseOnChange reads a user's choice: republish or withdraw. The error
+// does not repeat s (the flag package quotes it).
 func ParseOnChange(s string) (OnChange, error) {
 	switch o := OnChange(s); o {
 	case OnChangeRepublish, OnChangeWithdraw:
 		return o, nil
 	}
-	return "", fmt.Errorf("got %q, want republish (publish the new content, withdraw the old) or withdraw", s)
+	return "", errors.New("want republish (publish the new content, withdraw the old) or withdraw")
 }
 
 // watchQuiet: a file being written gives many events; it is looked at once
