@@ -39,6 +39,7 @@ import (
 	"github.com/p2pshare/p2pshare/internal/node"
 	"github.com/p2pshare/p2pshare/internal/p2p"
 	"github.com/p2pshare/p2pshare/internal/repl"
+	"github.com/p2pshare/p2pshare/internal/share"
 )
 
 type multiFlag []string
@@ -99,6 +100,11 @@ func nodeFlags(o *nodeOptions) *flag.FlagSet {
 			err = fmt.Errorf("%q is too low: at least 1KiB (leave the flag out for no limit)", v)
 		}
 		cfg.UploadLimit = n
+		return err
+	})
+	fs.Func("on-change", "when a published file is edited: republish (publish the new content, withdraw the old) or withdraw (default republish)", func(v string) error {
+		var err error
+		cfg.OnChange, err = share.ParseOnChange(v)
 		return err
 	})
 	fs.IntVar(&cfg.BBSBits, "bbs-bits", bbsaes.DefaultModulusBits, "size of the BBS modulus made on first start (at least 2048)")

@@ -48,6 +48,9 @@ type Config struct {
 	UploadLimit int64
 	// MaxPeers bounds the peer table (0: p2p.DefaultMaxPeers).
 	MaxPeers int
+	// OnChange is what happens when a published file is edited in the
+	// share folder: republished (the default) or withdrawn, peers told.
+	OnChange share.OnChange
 	Logger   *slog.Logger
 	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
 	DHTOptions []dht.Option
@@ -133,7 +136,14 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Broadcast: share.GossipSub(n.P2P.PubSub()),
 		Datastore: namespace.Wrap(n.P2P.Datastore(), datastore.NewKey("/share")),
 		ShareDir:  cfg.ShareDir,
-		Logger:    cfg.Logger,
+		// Peers in the peer table (met, not just heard of) keep their
+		// entries when others' announcements fill the budget.
+		Known: func(id peer.ID) bool {
+			_, ok := peers.Get(id)
+			return ok
+		},
+		OnChange: cfg.OnChange,
+		Logger:   cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -339,7 +339,9 @@ func (c *call) printRemotes(list []shareRemote, wide bool) error {
 		if !wide && len(ps) > maxProvidersShown {
 			provs = fmt.Sprintf("%d (%d online; --wide lists them)", len(ps), online)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, humanBytes(r.Size), shortCID(r.CID), provs)
+		// Names from peers passed names.Check on receipt; escaped here too,
+		// as everything peers say is before it reaches the terminal.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", termSafe(r.Name), humanBytes(r.Size), shortCID(r.CID), provs)
 	}
 	return tw.Flush()
 }
@@ -507,7 +509,7 @@ func cmdTransfers(_ context.Context, c *call, args []string) error {
 		if t.Total > 0 {
 			pct = 100 * float64(t.Done) / float64(t.Total)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s/s\t%d\t%s\n", short(t.CID), t.Name, pct, humanBytes(int64(t.Rate)), len(t.Providers), t.State)
+		fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s/s\t%d\t%s\n", short(t.CID), termSafe(t.Name), pct, humanBytes(int64(t.Rate)), len(t.Providers), t.State)
 	}
 	return tw.Flush()
 }

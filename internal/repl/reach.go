@@ -114,3 +114,13 @@ func termSafe(s string) string {
 	}
 	return b.String()
 }
+
+// termText is termSafe for text of several lines (an error listing
+// choices): line breaks are kept, everything else escaped as termSafe does.
+func termText(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = termSafe(l)
+	}
+	return strings.Join(lines, "\n")
+}

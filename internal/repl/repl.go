@@ -121,7 +121,8 @@ func (r *REPL) Exec(ctx context.Context, line string, out io.Writer) (quit, fail
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		fmt.Fprintf(out, "%s: canceled\n", c.name)
 	default:
-		fmt.Fprintf(out, "error: %s: %v\n", c.name, err)
+		// Errors can quote peers (a provider's refusal message, say).
+		fmt.Fprintf(out, "error: %s: %s\n", c.name, termText(err.Error()))
 	}
 	return false, true
 }

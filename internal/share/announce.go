@@ -31,6 +31,11 @@ type announcement struct {
 	entries []Entry   // PUBLISH
 	cids    []cid.Cid // UNPUBLISH
 	time    int64
+	// via is the peer that passed the message on ("" in tests that apply
+	// announcements directly: taken as the publisher itself); known says
+	// whether the publisher has standing (see peerCatalog.known).
+	via   peer.ID
+	known bool
 }
 
 // parseAnnouncement checks an announcement completely.
@@ -74,7 +79,11 @@ func parseAnnouncement(data []byte) (*announcement, error) {
 }
 
 // validateAnnouncement is the topic's Validator: unsigned or malformed
-// messages are refused (and so not forwarded).
+// messages are refused (and so not forwarded); so are, without blame for
+// the peer that passed them on (errIgnore), announcements older than the
+// newest applied from their publisher (replays, see marks.go) and
+// publishes from unknown senders through a relay that has used up its
+// share (maxRelayedEntries).
 func (d *Directory) validateAnnouncement(origin, via peer.ID, data []byte) (any, error) {
 	if origin == "" {
 		d.log.Debug("announce: rejected unsigned message", "via", via)
@@ -90,8 +99,37 @@ func (d *Directory) validateAnnouncement(origin, via peer.ID, data []byte) (any,
 		d.rejected.Add(1)
 		return nil, err
 	}
+	if origin == d.net.ID() {
+		return a, nil
+	}
+	a.via = via
+	a.known = via == origin || d.knownPeer(origin)
+	rv := &d.remote
+	rv.mu.Lock()
+	stale := rv.marks.stale(origin, a.time, rv.tick())
+	full := false
+	if pc := rv.peers[origin]; a.kind == proto.Announcement_PUBLISH && !a.known && (pc == nil || !pc.known) {
+		l := rv.relayed[via]
+		full = l != nil && l.entries >= maxRelayedEntries
+	}
+	rv.mu.Unlock()
+	switch {
+	case stale:
+		d.stale.Add(1)
+		d.log.Debug("announce: ignored an announcement older than its publisher's newest", "origin", origin, "via", via)
+		return nil, fmt.Errorf("%w: older than the newest announcement of %s", errIgnore, origin)
+	case full:
+		d.refusedMsgs.Add(1)
+		d.log.Debug("announce: ignored a publish by an unknown sender: its relay's share is used up", "origin", origin, "via", via)
+		return nil, fmt.Errorf("%w: relay %s holds %d entries of unknown senders", errIgnore, via, maxRelayedEntries)
+	}
 	return a, nil
 }
+
+// errIgnore wraps a validator's refusal of a well-formed message that is
+// not the fault of the peer passing it on: GossipSub drops it without
+// penalising that peer (pubsub.ValidationIgnore).
+var errIgnore = errors.New("ignored")
 
 // announceLoop applies announcements of other peers.
 func (d *Directory) announceLoop() {
@@ -120,24 +158,36 @@ const maxFutureSkew = 10 * time.Minute
 
 // applyAnnouncement applies a to the entries of publisher, its signer. A
 // message older than the last one applied about the same CID (or than the
-// last UNPUBLISH_ALL) is dropped. Withdrawals from a sender we know
+// last UNPUBLISH_ALL), or than the newest one from the publisher beyond the
+// reorder window (marks.go), is dropped. Withdrawals from a sender we know
 // nothing about, or of CIDs it never published, change nothing and leave
-// no trace.
+// no trace. New entries must fit the caps and the budget (remote.go).
 func (d *Directory) applyAnnouncement(publisher peer.ID, a *announcement) {
 	if publisher == d.net.ID() {
 		return
 	}
+	known := a.via == "" || a.via == publisher || a.known
 	rv := &d.remote
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
+	now := rv.tick()
+	if rv.marks.stale(publisher, a.time, now) {
+		d.stale.Add(1)
+		return
+	}
 	pc := rv.peers[publisher]
 	if pc == nil {
 		if a.kind != proto.Announcement_PUBLISH || len(a.entries) == 0 {
 			return
 		}
-		pc = rv.peer(publisher)
+		if pc = rv.peer(publisher, known, a.via); pc == nil {
+			rv.refused += int64(len(a.entries))
+			d.log.Debug("announce: no room for another unknown sender", "peer", publisher, "via", a.via)
+			return
+		}
+	} else if known {
+		rv.setKnown(pc)
 	}
-	now := rv.tick()
 	pc.heard = now
 	stale := func(c cid.Cid) bool { return a.time <= max(pc.stamps[c].sent, pc.allStamp) }
 	changed := false
@@ -148,12 +198,12 @@ func (d *Directory) applyAnnouncement(publisher peer.ID, a *announcement) {
 			if stale(e.CID) {
 				continue
 			}
-			if _, ok := pc.entries[e.CID]; !ok && len(pc.entries) >= maxEntriesPerPeer {
+			if _, ok := pc.entries[e.CID]; !ok && !rv.admit(pc, e) {
 				refused++
 				continue
 			}
-			pc.entries[e.CID] = e
-			pc.setStamp(e.CID, stamp{a.time, now})
+			rv.putEntry(pc, e)
+			rv.putStamp(pc, e.CID, stamp{a.time, now})
 			changed = true
 		}
 	case proto.Announcement_UNPUBLISH:
@@ -163,9 +213,8 @@ func (d *Directory) applyAnnouncement(publisher peer.ID, a *announcement) {
 			if !live && !known || stale(c) {
 				continue
 			}
-			pc.setStamp(c, stamp{a.time, now})
-			if live {
-				delete(pc.entries, c)
+			rv.putStamp(pc, c, stamp{a.time, now})
+			if rv.delEntry(pc, c) {
 				changed = true
 			}
 		}
@@ -176,20 +225,26 @@ func (d *Directory) applyAnnouncement(publisher peer.ID, a *announcement) {
 		pc.allStamp, pc.allRecv = a.time, now
 		for c := range pc.entries {
 			if pc.stamps[c].sent < a.time {
-				delete(pc.entries, c)
+				rv.delEntry(pc, c)
 				changed = true
 			}
 		}
 		// Stamps older than allStamp say nothing allStamp does not.
 		for c, st := range pc.stamps {
 			if st.sent < a.time {
-				delete(pc.stamps, c)
+				rv.delStamp(pc, c)
 			}
 		}
 	}
+	if len(pc.entries) == 0 && len(pc.stamps) == 0 && pc.allStamp == 0 {
+		rv.dropPeer(publisher) // all refused: leave no trace
+	} else {
+		rv.marks.advance(publisher, a.time, now, rv.standing)
+	}
 	if refused > 0 {
-		d.log.Warn("announce: sender publishes too many entries; extra ones ignored",
-			"peer", publisher, "ignored", refused, "max", maxEntriesPerPeer)
+		rv.refused += int64(refused)
+		d.log.Warn("announce: entries not taken (cap per sender or per relay, or memory budget for others' entries)",
+			"peer", publisher, "via", a.via, "ignored", refused)
 	}
 	if changed {
 		rv.notifyLocked()

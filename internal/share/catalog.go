@@ -3,6 +3,7 @@ package share
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -159,12 +160,23 @@ func (d *Directory) fetchCatalog(ctx context.Context, p peer.ID) (entries []Entr
 		st.Reset()
 		return nil, 0, err
 	}
-	var resp proto.CatalogResponse
-	if err := proto.NewReader(st, proto.MaxCatalogSize).ReadMsg(&resp); err != nil {
+	entries, bad, err = readCatalog(st)
+	if err != nil {
 		st.Reset()
-		return nil, 0, fmt.Errorf("read response: %w", err)
+		return nil, 0, err
 	}
 	st.Close()
+	return entries, bad, nil
+}
+
+// readCatalog reads one CatalogResponse (at most proto.MaxCatalogSize)
+// from a peer and checks its entries: invalid ones are dropped and
+// counted in bad; a malformed response is an error.
+func readCatalog(r io.Reader) (entries []Entry, bad int, err error) {
+	var resp proto.CatalogResponse
+	if err := proto.NewReader(r, proto.MaxCatalogSize).ReadMsg(&resp); err != nil {
+		return nil, 0, fmt.Errorf("read response: %w", err)
+	}
 	for _, pe := range resp.GetEntries() {
 		e, err := fromWire(pe)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
@@ -20,8 +22,8 @@ import (
 )
 
 // Remote is one content ID other peers publish, merged over its providers.
-// Entry comes from the first provider listed (online providers first); its
-// Name is that provider's name for it.
+// Entry is the claim of a provider that gives the preferred name (see
+// merged); Providers lists every provider, online ones first.
 type Remote struct {
 	Entry
 	Providers []ProviderInfo
@@ -32,6 +34,10 @@ type ProviderInfo struct {
 	ID     peer.ID
 	Online bool
 	Name   string // the name this provider gave
+	// Known: the provider has standing with this node (it was connected
+	// to us, or is in the peer table), rather than a key only heard of
+	// through another peer.
+	Known bool
 }
 
 // Directory is what other peers publish, as far as this node knows: the
@@ -46,8 +52,13 @@ type Directory struct {
 	local           localIndex // set by start
 	topic           Topic      // nil: no announcements
 
-	remote   remoteView
-	rejected atomic.Int64 // announcements the validator refused
+	ds    datastore.Batching // announcement marks (marks.go)
+	known func(peer.ID) bool // Config.Known; nil: none
+
+	remote      remoteView
+	rejected    atomic.Int64 // announcements the validator refused as malformed or unsigned
+	stale       atomic.Int64 // announcements dropped as older than their publisher's newest
+	refusedMsgs atomic.Int64 // announcements dropped whole: their relay's share is used up
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -71,12 +82,58 @@ func newDirectory(cfg Config, log *slog.Logger) *Directory {
 		routing:         cfg.Routing,
 		log:             log,
 		catalogInterval: cfg.CatalogInterval,
+		ds:              cfg.Datastore,
+		known:           cfg.Known,
 		pulling:         make(map[peer.ID]bool),
 		pullSem:         make(chan struct{}, maxConcurrentPulls),
 	}
 	d.remote.init()
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d
+}
+
+// knownPeer reports whether p has standing without having sent us
+// anything itself: it is in the peer table, or online.
+func (d *Directory) knownPeer(p peer.ID) bool {
+	return d.known != nil && d.known(p) || d.net.Online(p)
+}
+
+// loadMarks reads the announcement marks kept in the datastore.
+func (d *Directory) loadMarks(ctx context.Context) error {
+	d.remote.mu.Lock()
+	defer d.remote.mu.Unlock()
+	bad, err := d.remote.marks.load(ctx, d.ds)
+	if bad > 0 {
+		d.log.Warn("skipping broken announcement marks", "count", bad)
+	}
+	return err
+}
+
+// flushMarks writes the announcement marks that changed.
+func (d *Directory) flushMarks(ctx context.Context) {
+	d.remote.mu.Lock()
+	ws := d.remote.marks.pending()
+	d.remote.mu.Unlock()
+	if err := writeMarks(ctx, d.ds, ws); err != nil {
+		d.log.Warn("could not save announcement marks; retrying", "err", err)
+		d.remote.mu.Lock()
+		d.remote.marks.redo(ws)
+		d.remote.mu.Unlock()
+	}
+}
+
+// markLoop saves the announcement marks every markFlushInterval.
+func (d *Directory) markLoop() {
+	t := time.NewTicker(markFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+			d.flushMarks(d.ctx)
+		}
+	}
 }
 
 // start follows peers as they connect (pulling their catalogs) and, with
@@ -95,12 +152,13 @@ func (d *Directory) start(local localIndex, topic Topic) error {
 	d.tasks.Go(d.pullLoop)
 	if topic != nil {
 		d.tasks.Go(d.announceLoop)
+		d.tasks.Go(d.markLoop)
 	}
 	return nil
 }
 
-// Close stops following peers and announcements, and waits for running
-// catalog pulls.
+// Close stops following peers and announcements, waits for running
+// catalog pulls, and saves the announcement marks.
 func (d *Directory) Close() error {
 	d.cancel()
 	var err error
@@ -108,7 +166,41 @@ func (d *Directory) Close() error {
 		err = d.evSub.Close()
 	}
 	d.tasks.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.flushMarks(ctx)
 	return err
+}
+
+// DirectoryStats is what other peers' announcements and catalogues make
+// this node remember, and what it refused.
+type DirectoryStats struct {
+	Senders int // peers whose entries are tracked
+	Unknown int // of which never seen connected (keys heard of through a relay)
+	Entries int // their entries, over all senders
+	Bytes   int // charged against the budget (entries and tombstones)
+	// Refused counts entries not taken: per-sender, per-relay or sender
+	// caps, or the memory budget.
+	Refused int64
+	// Rejected counts malformed or unsigned announcements; Stale those
+	// older than their publisher's newest (replays); RelayFull publishes
+	// by unknown senders whose relay had used up its share.
+	Rejected, Stale, RelayFull int64
+}
+
+// Stats reports the remote view's size against its budget.
+func (d *Directory) Stats() DirectoryStats {
+	rv := &d.remote
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	st := DirectoryStats{Senders: len(rv.peers), Entries: rv.count, Bytes: rv.cost, Refused: rv.refused,
+		Rejected: d.rejected.Load(), Stale: d.stale.Load(), RelayFull: d.refusedMsgs.Load()}
+	for _, pc := range rv.peers {
+		if !pc.known {
+			st.Unknown++
+		}
+	}
+	return st
 }
 
 // Changes returns a channel that is closed at the next change of what
@@ -121,12 +213,18 @@ func (d *Directory) Changes() <-chan struct{} {
 	return d.remote.changed
 }
 
+// senderSnapshot is one sender's entries and standing.
+type senderSnapshot struct {
+	known   bool
+	entries []Entry
+}
+
 // snapshot copies the remote entries, leaving our own ID out.
-func (d *Directory) snapshot() map[peer.ID][]Entry {
+func (d *Directory) snapshot() map[peer.ID]senderSnapshot {
 	rv := &d.remote
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
-	out := make(map[peer.ID][]Entry, len(rv.peers))
+	out := make(map[peer.ID]senderSnapshot, len(rv.peers))
 	for p, pc := range rv.peers {
 		if p == d.net.ID() || len(pc.entries) == 0 {
 			continue
@@ -135,30 +233,42 @@ func (d *Directory) snapshot() map[peer.ID][]Entry {
 		for _, e := range pc.entries {
 			es = append(es, e)
 		}
-		out[p] = es
+		out[p] = senderSnapshot{pc.known, es}
 	}
 	return out
 }
 
+// claim is one provider's entry for a CID.
+type claim struct {
+	ProviderInfo
+	e Entry
+}
+
 // merged is every remote CID with its providers, unsorted.
+//
+// Providers may name one CID differently, and any of them may lie. The
+// name shown, and used to save a download, is the one given by the most
+// known providers, then by the most providers, then the one we heard
+// first (content is named by whoever had it first: a liar copying a CID
+// it saw announced comes later), then one an online provider gives, then
+// the first in byte order. So a stranger, or a liar whose name sorts
+// first, no longer names someone else's content; to outvote a known
+// publisher it takes more known peers than agree with it.
 func (d *Directory) merged() map[cid.Cid]*Remote {
 	snap := d.snapshot()
 	online := make(map[peer.ID]bool, len(snap))
 	for p := range snap {
 		online[p] = d.net.Online(p) // outside our locks: Online may take the peer table's
 	}
-	type claim struct {
-		ProviderInfo
-		e Entry
-	}
 	claims := make(map[cid.Cid][]claim)
-	for p, es := range snap {
-		for _, e := range es {
-			claims[e.CID] = append(claims[e.CID], claim{ProviderInfo{ID: p, Online: online[p], Name: e.Name}, e})
+	for p, ss := range snap {
+		for _, e := range ss.entries {
+			claims[e.CID] = append(claims[e.CID], claim{ProviderInfo{ID: p, Online: online[p], Name: e.Name, Known: ss.known}, e})
 		}
 	}
 	out := make(map[cid.Cid]*Remote, len(claims))
 	for c, cl := range claims {
+		name := preferredName(cl)
 		slices.SortFunc(cl, func(a, b claim) int {
 			if a.Online != b.Online {
 				if a.Online {
@@ -166,15 +276,75 @@ func (d *Directory) merged() map[cid.Cid]*Remote {
 				}
 				return 1
 			}
+			if a.Known != b.Known {
+				if a.Known {
+					return -1
+				}
+				return 1
+			}
+			if (a.Name == name) != (b.Name == name) {
+				if a.Name == name {
+					return -1
+				}
+				return 1
+			}
 			return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(string(a.ID), string(b.ID)))
 		})
-		r := &Remote{Entry: cl[0].e}
+		r := &Remote{}
 		for _, x := range cl {
+			if x.Name == name && r.Name == "" {
+				r.Entry = x.e
+			}
 			r.Providers = append(r.Providers, x.ProviderInfo)
 		}
 		out[c] = r
 	}
 	return out
+}
+
+// preferredName picks among the names providers give one CID (see
+// merged). Names only strangers give count only when no known provider
+// names the CID: strangers' keys are free, so among known providers their
+// votes would let a flood break a tie.
+func preferredName(claims []claim) string {
+	type tally struct {
+		known, all, online int
+		firstKnown, first  int64 // our clock: first heard, from a known provider, from any
+	}
+	votes := map[string]*tally{}
+	for _, x := range claims {
+		v := votes[x.Name]
+		if v == nil {
+			v = &tally{first: math.MaxInt64, firstKnown: math.MaxInt64}
+			votes[x.Name] = v
+		}
+		v.all++
+		v.first = min(v.first, x.e.heard)
+		if x.Known {
+			v.known++
+			v.firstKnown = min(v.firstKnown, x.e.heard)
+		}
+		if x.Online {
+			v.online++
+		}
+	}
+	best, bv := "", (*tally)(nil)
+	for n, v := range votes {
+		if bv == nil {
+			best, bv = n, v
+			continue
+		}
+		c := cmp.Compare(v.known, bv.known)
+		if c == 0 && v.known > 0 {
+			c = cmp.Compare(bv.firstKnown, v.firstKnown)
+		}
+		c = cmp.Or(c, cmp.Compare(v.all, bv.all), cmp.Compare(bv.first, v.first),
+			cmp.Compare(min(v.online, 1), min(bv.online, 1)), strings.Compare(best, n))
+		if c > 0 {
+			best, bv = n, v
+		}
+	}
+	return best
 }
 
 func sortRemotes(m map[cid.Cid]*Remote, keep func(*Remote) bool) []Remote {
@@ -245,14 +415,20 @@ func (d *Directory) Resolve(nameOrCID string) (Remote, error) {
 		}
 		return Remote{Entry: Entry{CID: c}}, fmt.Errorf("resolve %s: %w: no peer has announced it", c, ErrNotFound)
 	}
+	// A name matches a CID if any provider gives it that name. When a
+	// known provider does for some CID, CIDs only strangers (keys heard of
+	// through a relay, never connected) name so are left out: anyone can
+	// make such keys, and a liar must not make a known publisher's name
+	// ambiguous (it still shows in available, under its CID).
+	byKnown := func(r *Remote) bool {
+		return slices.ContainsFunc(r.Providers, func(p ProviderInfo) bool { return p.Known && p.Name == nameOrCID })
+	}
 	matches := sortRemotes(m, func(r *Remote) bool {
-		for _, p := range r.Providers {
-			if p.Name == nameOrCID {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(r.Providers, func(p ProviderInfo) bool { return p.Name == nameOrCID })
 	})
+	if slices.ContainsFunc(matches, func(r Remote) bool { return byKnown(&r) }) {
+		matches = slices.DeleteFunc(matches, func(r Remote) bool { return !byKnown(&r) })
+	}
 	switch len(matches) {
 	case 0:
 		return Remote{}, fmt.Errorf("resolve %q: %w: no peer publishes that name or CID", nameOrCID, ErrNotFound)

@@ -2,16 +2,19 @@
 // publish. Two types, one per side:
 //
 //   - Library (library.go) is what this node publishes: the share folder,
-//     the published index (index.go, kept in the datastore), Open for
-//     internal/transfer's server, the catalog server (catalog.go), the
-//     announcements it sends (announce.go), and the DHT provider records
-//     of its CIDs, provided and re-provided by a provideQueue (provide.go).
+//     watched for edits of published files (watch.go), the published
+//     index (index.go, kept in the datastore), Open for internal/transfer's
+//     server, the catalog server (catalog.go), the announcements it sends
+//     (announce.go), and the DHT provider records of its CIDs, provided
+//     and re-provided by a provideQueue (provide.go).
 //   - Directory (directory.go) is what other peers publish, as far as this
-//     node knows: the remote view (remote.go), filled by catalog pulls
-//     (pull.go, catalog.go) and received announcements (announce.go);
-//     Available, Search, Resolve and Providers; and who has a CID
-//     (FindProviders, finder.go: announced providers first, then the
-//     DHT), which makes it internal/transfer's Finder.
+//     node knows: the remote view (remote.go), bounded by a budget over all
+//     senders, filled by catalog pulls (pull.go, catalog.go) and received
+//     announcements (announce.go, ordered and guarded against replays by
+//     per-publisher marks, marks.go); Available, Search, Resolve and
+//     Providers; and who has a CID (FindProviders, finder.go: announced
+//     providers first, then the DHT), which makes it internal/transfer's
+//     Finder.
 //
 // New starts both as a Service, which shares the announce topic between
 // them. The network is reached through small interfaces (network.go:
@@ -25,7 +28,11 @@
 // origin, never the peer that relayed it). An unpublish therefore only
 // ever removes entries of the peer that sent it. Names, sizes and hashes
 // given by other peers are claims shown to the user; the CID is what a
-// fetch checks.
+// fetch checks. Peers differ in standing: those this node has met
+// (connected, or in the peer table) against signing keys it only heard of
+// through another peer, which anyone can make in any number. Strangers
+// never displace what known peers announced (remote.go), nor outvote
+// them on a file's name (merged, directory.go).
 package share
 
 import (

@@ -44,7 +44,7 @@ type fakeNet struct {
 	findPeers []peer.ID     // FindPeer calls
 }
 
-func newFakeNet(t *testing.T) *fakeNet {
+func newFakeNet(t testing.TB) *fakeNet {
 	return &fakeNet{
 		id:       randPeer(t),
 		bus:      eventbus.NewBus(),
@@ -210,6 +210,7 @@ func newFakeService(t *testing.T, f *fakeNet) *Service {
 		ShareDir:        t.TempDir(),
 		ChunkSize:       1024,
 		CatalogInterval: time.Hour,
+		OnChange:        OnChangeIgnore,
 		Logger:          slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

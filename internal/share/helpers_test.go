@@ -142,7 +142,10 @@ func newNode(t *testing.T, h host.Host, withPubSub bool, opts ...nodeOpt) *testN
 		ShareDir:        n.dir,
 		ChunkSize:       1024,
 		CatalogInterval: time.Hour, // pulls only on connect and Refresh
-		Logger:          slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// Tests that change published files check Open's own detection;
+		// watch_test.go turns the watcher on.
+		OnChange: OnChangeIgnore,
+		Logger:   slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -65,6 +65,9 @@ func (g gossipSub) Join(name string, validate Validator) (Topic, error) {
 			origin = "" // pubsub checked the signature of a signed message
 		}
 		val, err := validate(origin, via, msg.GetData())
+		if errors.Is(err, errIgnore) {
+			return pubsub.ValidationIgnore
+		}
 		if err != nil {
 			return pubsub.ValidationReject
 		}

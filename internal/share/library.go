@@ -13,12 +13,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 
 	"github.com/p2pshare/p2pshare/internal/manifest"
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
+
+// errHashRace: the file was written to while it was hashed.
+var errHashRace = errors.New("file changed while it was being hashed; try again")
 
 // LocalFile is a regular file in the share folder.
 type LocalFile struct {
@@ -52,6 +56,8 @@ type Library struct {
 	chunkSize int
 	topic     Topic // nil: no announcements
 	provide   *provideQueue
+	onChange  OnChange          // what to do when a published file changes (watch.go)
+	watcher   *fsnotify.Watcher // nil: not watching
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -94,6 +100,7 @@ func newLibrary(ctx context.Context, cfg Config, log *slog.Logger, topic Topic) 
 		chunkSize: cfg.ChunkSize,
 		topic:     topic,
 		index:     index,
+		onChange:  cmp.Or(cfg.OnChange, OnChangeRepublish),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	var routing provider
@@ -102,17 +109,24 @@ func newLibrary(ctx context.Context, cfg Config, log *slog.Logger, topic Topic) 
 	}
 	l.provide = newProvideQueue(routing, cfg.ReprovideInterval, log, l.served, l.serves)
 	l.net.SetStreamHandler(proto.CatalogID, l.handleCatalog)
+	l.startWatch()
 	return l, nil
 }
 
-// Close stops serving the catalog, announcing and providing. The
-// datastore is left open (the caller owns it).
+// Close stops serving the catalog, watching the share folder, announcing
+// and providing. The datastore is left open (the caller owns it).
 func (l *Library) Close() error {
 	l.net.RemoveStreamHandler(proto.CatalogID)
 	l.cancel()
+	var err error
+	if l.watcher != nil {
+		if err = l.watcher.Close(); err != nil {
+			err = fmt.Errorf("stop watching the share folder: %w", err)
+		}
+	}
 	l.provide.Close()
 	l.tasks.Wait()
-	return nil
+	return err
 }
 
 // served lists the published CIDs that are served (not changed on disk).
@@ -228,7 +242,7 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 		return PublishResult{}, err
 	}
 	if fi2, err := f.Stat(); err != nil || fi2.Size() != fi.Size() || !fi2.ModTime().Equal(fi.ModTime()) {
-		return PublishResult{}, fmt.Errorf("file changed while it was being hashed; try again")
+		return PublishResult{}, errHashRace
 	}
 	mb := m.Marshal()
 	c := manifest.CIDOf(mb)
@@ -242,9 +256,37 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 		}
 	}
 	if existing != nil && !existing.Changed {
-		e := existing.entry()
+		// The same content is published already. If this name held
+		// other content before, that is withdrawn; if the file is the
+		// published one, touched (same bytes, new mtime), its record
+		// follows, or Open would refuse to serve it.
+		touched := existing.Name == name && existing.ModTime != fi.ModTime().UnixNano()
+		var snap record
+		if touched {
+			snap = *existing
+		}
 		l.mu.Unlock()
-		return PublishResult{Entry: e, Already: true}, nil
+		if touched {
+			snap.ModTime = fi.ModTime().UnixNano()
+			if err := storeRecords(ctx, l.ds, []*record{&snap}, nil, nil); err != nil {
+				return PublishResult{}, err
+			}
+			l.mu.Lock()
+			if l.index[c] == existing {
+				existing.ModTime = snap.ModTime
+			}
+			l.mu.Unlock()
+		}
+		if len(olds) > 0 {
+			sel := make(map[cid.Cid]*record, len(olds))
+			for _, o := range olds {
+				sel[o.cid] = o
+			}
+			if _, err := l.withdraw(ctx, sel, proto.Announcement_UNPUBLISH); err != nil {
+				return PublishResult{}, err
+			}
+		}
+		return PublishResult{Entry: existing.entry(), Already: true}, nil
 	}
 	l.mu.Unlock()
 

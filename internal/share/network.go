@@ -57,7 +57,8 @@ type Broadcast interface {
 // Validator vets one message of a topic. origin is its verified signer,
 // empty if it is not signed (validators refuse those); via is the peer
 // that passed it on. The value returned comes back with the message from
-// Topic.Next; an error refuses the message.
+// Topic.Next; an error refuses the message, and blames via for it unless
+// it wraps errIgnore (a well-formed message that is merely unwanted).
 type Validator func(origin, via peer.ID, data []byte) (any, error)
 
 // Topic is one joined topic of a Broadcast.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/internal/proto"
@@ -84,13 +85,18 @@ func (d *Directory) eventLoop() {
 			}
 			switch ev := ev.(type) {
 			case event.EvtPeerIdentificationCompleted:
+				d.remote.markKnown(ev.Peer)
 				if slices.Contains(ev.Protocols, proto.CatalogID) {
 					d.pullBackground(ev.Peer)
 				}
 			case event.EvtPeerConnectednessChanged:
+				// A sender that connects has standing from now on
+				// (remote.go); every tracked one's online state shows.
 				d.remote.mu.Lock()
-				_, known := d.remote.peers[ev.Peer]
-				if known {
+				if pc := d.remote.peers[ev.Peer]; pc != nil {
+					if ev.Connectedness == network.Connected {
+						d.remote.setKnown(pc)
+					}
 					d.remote.notifyLocked()
 				}
 				d.remote.mu.Unlock()
@@ -144,7 +150,9 @@ func (d *Directory) Refresh(ctx context.Context) error {
 // may have been produced before it. So a catalog entry is skipped if a
 // later announcement (or UNPUBLISH_ALL) touched its CID; a current entry
 // announced after since is kept; every other current entry not in the
-// catalog is dropped. At most maxEntriesPerPeer entries are taken.
+// catalog is dropped. At most maxEntriesPerPeer entries are taken, and
+// new ones only as the budget allows (remote.go); p, which answered a
+// stream, has standing.
 func (d *Directory) replaceCatalog(p peer.ID, since int64, entries []Entry) {
 	if p == d.net.ID() {
 		return
@@ -152,7 +160,10 @@ func (d *Directory) replaceCatalog(p peer.ID, since int64, entries []Entry) {
 	rv := &d.remote
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
-	pc := rv.peer(p)
+	pc := rv.peer(p, true, "")
+	if pc == nil {
+		return
+	}
 	pc.heard = rv.tick()
 	next := make(map[cid.Cid]Entry, min(len(entries), maxEntriesPerPeer))
 	for c, e := range pc.entries { // announced during the pull: kept as is
@@ -171,13 +182,34 @@ func (d *Directory) replaceCatalog(p peer.ID, since int64, entries []Entry) {
 		}
 		next[e.CID] = e
 	}
-	if dropped > 0 {
-		d.log.Warn("catalog: peer lists too many entries; extra ones ignored", "peer", p, "ignored", dropped, "max", maxEntriesPerPeer)
-	}
 	if entriesEqual(pc.entries, next) {
+		if dropped > 0 {
+			d.log.Warn("catalog: peer lists too many entries; extra ones ignored", "peer", p, "ignored", dropped, "max", maxEntriesPerPeer)
+		}
 		return
 	}
-	pc.entries = next
+	for c := range pc.entries {
+		if _, ok := next[c]; !ok {
+			rv.delEntry(pc, c)
+		}
+	}
+	for c, e := range next {
+		if old, ok := pc.entries[c]; ok {
+			if !sameEntry(old, e) {
+				rv.putEntry(pc, e)
+			}
+			continue
+		}
+		if !rv.admit(pc, e) {
+			dropped++
+			continue
+		}
+		rv.putEntry(pc, e)
+	}
+	if dropped > 0 {
+		rv.refused += int64(dropped)
+		d.log.Warn("catalog: entries not taken (cap per sender, or memory budget for others' entries)", "peer", p, "ignored", dropped)
+	}
 	rv.notifyLocked()
 }
 
@@ -187,10 +219,14 @@ func entriesEqual(a, b map[cid.Cid]Entry) bool {
 	}
 	for k, x := range a {
 		y, ok := b[k]
-		if !ok || x.Name != y.Name || x.Size != y.Size || x.SHA256 != y.SHA256 ||
-			x.ChunkSize != y.ChunkSize || !x.Published.Equal(y.Published) {
+		if !ok || !sameEntry(x, y) {
 			return false
 		}
 	}
 	return true
+}
+
+func sameEntry(x, y Entry) bool {
+	return x.Name == y.Name && x.Size == y.Size && x.SHA256 == y.SHA256 &&
+		x.ChunkSize == y.ChunkSize && x.Published.Equal(y.Published)
 }

@@ -21,7 +21,7 @@ func randCID() cid.Cid {
 	return cid.NewCidV1(cid.Raw, mh)
 }
 
-func randPeer(t *testing.T) peer.ID {
+func randPeer(t testing.TB) peer.ID {
 	t.Helper()
 	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/internal/manifest"
 	"github.com/p2pshare/p2pshare/internal/proto"
@@ -21,19 +22,29 @@ const DefaultCatalogInterval = 60 * time.Second
 
 // Config configures a Service.
 type Config struct {
-	Network   Network            // required
-	Routing   Routing            // nil: no DHT
-	Broadcast Broadcast          // nil: no announcements (catalog pulls only)
-	Datastore datastore.Batching // already namespaced by the caller; the Library owns every key in it
-	ShareDir  string             // created if missing
-	ChunkSize int                // 0: manifest.DefaultChunkSize
+	Network   Network   // required
+	Routing   Routing   // nil: no DHT
+	Broadcast Broadcast // nil: no announcements (catalog pulls only)
+	// Datastore is already namespaced by the caller; the Library owns
+	// /published and /manifest in it, the Directory /announced.
+	Datastore datastore.Batching
+	ShareDir  string // created if missing
+	ChunkSize int    // 0: manifest.DefaultChunkSize
 	// ReprovideInterval is how often the published CIDs are provided on
 	// the DHT again; 0: DefaultReprovideInterval.
 	ReprovideInterval time.Duration
 	// CatalogInterval is how often connected peers' catalogs are pulled
 	// again; 0: DefaultCatalogInterval.
 	CatalogInterval time.Duration
-	Logger          *slog.Logger // nil: discard
+	// Known reports whether a peer is one this node has met (internal/node
+	// passes its peer table's): such peers keep their entries when others'
+	// announcements fill the budget. nil: only peers seen connected have
+	// that standing.
+	Known func(peer.ID) bool
+	// OnChange is what the Library does when a published file changes
+	// on disk; "" is OnChangeRepublish.
+	OnChange OnChange
+	Logger   *slog.Logger // nil: discard
 }
 
 // Entry is one published file: ours (Published) or another peer's claim.
@@ -44,6 +55,10 @@ type Entry struct {
 	SHA256    [32]byte
 	ChunkSize int
 	Published time.Time
+
+	// heard, for another peer's claim, is our clock when that peer first
+	// gave the CID this name (see merged).
+	heard int64
 }
 
 // Service is a node's Library and Directory, started together: they share
@@ -103,6 +118,9 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	s.Library, err = newLibrary(ctx, cfg, log, s.topic)
 	if err != nil {
 		return nil, err
+	}
+	if err = s.Directory.loadMarks(ctx); err != nil {
+		return nil, fmt.Errorf("share: %w", err)
 	}
 	if err = s.Directory.start(s.Library, s.topic); err != nil {
 		return nil, err
