@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // p2pbench nat: NAT traversal measured in the NAT lab (scripts/nat-lab.sh).
