@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -30,6 +29,7 @@ import (
 	"github.com/p2pshare/p2pshare/internal/api"
 	"github.com/p2pshare/p2pshare/internal/client"
 	"github.com/p2pshare/p2pshare/internal/repl"
+	"github.com/p2pshare/p2pshare/internal/shortid"
 )
 
 type clientCommand struct {
@@ -167,29 +167,11 @@ func (cc *cli) printf(format string, a ...any) {
 
 func (cc *cli) table() *tabwriter.Writer { return tabwriter.NewWriter(cc.out, 0, 4, 2, ' ', 0) }
 
-// shortIDs cuts IDs (CIDs, peer IDs) to the shortest length, from min,
-// at which those shown stay distinct, as the prompt's tables do; the cut
-// ID is accepted back by every command. --wide is not needed: --json
-// gives every ID in full.
+// shortIDs cuts IDs (CIDs, peer IDs) as the prompt's tables do (see
+// internal/shortid); the cut ID is accepted back by every command. --wide
+// is not needed: --json gives every ID in full.
 func shortIDs(ids []string, min int) func(string) string {
-	s := slices.Clone(ids)
-	slices.Sort(s)
-	s = slices.Compact(s)
-	n := min
-	for i := 1; i < len(s); i++ {
-		a, b := s[i-1], s[i]
-		cp := 0
-		for cp < len(a) && cp < len(b) && a[cp] == b[cp] {
-			cp++
-		}
-		n = max(n, cp+1)
-	}
-	return func(id string) string {
-		if len(id) <= n {
-			return id
-		}
-		return id[:n]
-	}
+	return shortid.Shortener(ids, min, false)
 }
 
 func cliFiles(ctx context.Context, cc *cli, args []string) error {

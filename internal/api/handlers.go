@@ -17,6 +17,8 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/p2pshare/p2pshare/internal/share"
+	"github.com/p2pshare/p2pshare/internal/shortid"
+	"github.com/p2pshare/p2pshare/internal/target"
 	"github.com/p2pshare/p2pshare/internal/ticket"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
@@ -219,49 +221,16 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, j)
 }
 
-// resolveGet finds what get's target names and fills in what is known of
-// it: a ticket (its publisher is tried first, and the file must be the
-// one it describes), a name or CID others publish (the catalogue's size
-// and SHA-256 are checked against the manifest), any well-formed CID (the
-// DHT may know providers no catalogue lists), or the unique prefix of a
-// known CID.
+// resolveGet finds what a get's target names (see internal/target, which
+// the prompt uses too); a ticket that cannot be read is the client's
+// mistake (400).
 func (s *Server) resolveGet(arg string, opt *transfer.GetOptions) (cid.Cid, error) {
-	if ticket.Looks(arg) {
-		t, err := ticket.Decode(arg)
-		if err != nil {
-			return cid.Undef, withStatus(http.StatusBadRequest, err)
-		}
-		opt.Name = t.Name
-		opt.Hints = []peer.AddrInfo{t.AddrInfo()}
-		opt.Expect = &transfer.Expect{Size: int64(t.Size), Source: "ticket"}
-		copy(opt.Expect.SHA256[:], t.SHA256)
-		return t.CID, nil
+	c, err := target.Get(s.cfg.Share, arg, s.knownCIDs(), opt)
+	var te *target.TicketError
+	if errors.As(err, &te) || shortid.IsAmbiguous(err) {
+		return cid.Undef, withStatus(http.StatusBadRequest, err)
 	}
-	fromCatalogue := func(rem share.Remote) cid.Cid {
-		opt.Name = rem.Name
-		if rem.Name != "" {
-			opt.Expect = &transfer.Expect{Size: rem.Size, SHA256: rem.SHA256, Source: "catalogue"}
-		}
-		return rem.CID
-	}
-	rem, err := s.cfg.Share.ResolveFetch(arg)
-	if err == nil {
-		return fromCatalogue(rem), nil
-	}
-	if errors.Is(err, share.ErrAmbiguous) {
-		return cid.Undef, err
-	}
-	full, perr := matchPrefix("CID", arg, s.knownCIDs())
-	if perr != nil {
-		if isAmbiguous(perr) {
-			return cid.Undef, perr
-		}
-		return cid.Undef, err // neither a name nor a CID: say the name is unknown
-	}
-	if rem, err := s.cfg.Share.Resolve(full); err == nil {
-		return fromCatalogue(rem), nil
-	}
-	return cid.Decode(full)
+	return c, err
 }
 
 // outputPath checks get's output: empty is the download folder; an

@@ -2,48 +2,23 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
-	"strings"
+
+	"github.com/p2pshare/p2pshare/internal/shortid"
 )
 
 // matchPrefix finds the one string of known that starts with prefix (a
-// whole ID is its own prefix): tables show IDs shortened, and a short ID
-// typed back must name exactly one. what names the kind for errors.
+// whole ID is its own prefix; see internal/shortid, which the prompt uses
+// too). An empty or ambiguous prefix is the client's mistake (400).
 func matchPrefix(what, prefix string, known []string) (string, error) {
-	if prefix == "" {
-		return "", withStatus(http.StatusBadRequest, fmt.Errorf("empty %s", what))
+	full, err := shortid.Match(what, prefix, known)
+	if shortid.IsAmbiguous(err) || errors.Is(err, shortid.ErrEmpty) {
+		return "", withStatus(http.StatusBadRequest, err)
 	}
-	var hits []string
-	for _, s := range known {
-		if strings.HasPrefix(s, prefix) && !slices.Contains(hits, s) {
-			hits = append(hits, s)
-		}
-	}
-	switch len(hits) {
-	case 1:
-		return hits[0], nil
-	case 0:
-		return "", fmt.Errorf("no known %s starts with %q", what, prefix)
-	}
-	slices.Sort(hits)
-	const show = 5
-	list := strings.Join(hits[:min(len(hits), show)], ", ")
-	if len(hits) > show {
-		list += fmt.Sprintf(" and %d more", len(hits)-show)
-	}
-	return "", withStatus(http.StatusBadRequest, &ambiguousError{fmt.Errorf("%q is ambiguous: %d %ss start with it (give more characters): %s", prefix, len(hits), what, list)})
+	return full, err
 }
 
-// ambiguousError is a prefix more than one ID starts with.
-type ambiguousError struct{ error }
-
-func (e *ambiguousError) Unwrap() error { return e.error }
-
-func isAmbiguous(err error) bool {
-	var a *ambiguousError
-	return errors.As(err, &a)
-}
+func isAmbiguous(err error) bool { return shortid.IsAmbiguous(err) }
 
 func contains(list []string, s string) bool { return slices.Contains(list, s) }

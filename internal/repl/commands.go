@@ -20,8 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 
-	"github.com/p2pshare/p2pshare/internal/share"
-	"github.com/p2pshare/p2pshare/internal/ticket"
+	"github.com/p2pshare/p2pshare/internal/target"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
 
@@ -412,49 +411,9 @@ func sessionRate(res *transfer.Result) float64 {
 	return float64(res.FetchedBytes) / max(res.Duration.Seconds(), 1e-9)
 }
 
-// resolveGet finds what get's argument names and fills in what is known
-// of it: a ticket (its publisher is tried first, and the file must be the
-// one the ticket describes), a name or CID others publish (the catalogue's
-// size and SHA-256 are checked against the manifest), a full CID (the DHT
-// may know providers of a CID no catalog lists), or the unique prefix of a
-// known CID.
+// resolveGet finds what get's argument names (see internal/target).
 func (c *call) resolveGet(arg string, opt *transfer.GetOptions) (cid.Cid, error) {
-	if ticket.Looks(arg) {
-		t, err := ticket.Decode(arg)
-		if err != nil {
-			return cid.Undef, err
-		}
-		opt.Name = t.Name
-		opt.Hints = []peer.AddrInfo{t.AddrInfo()}
-		opt.Expect = &transfer.Expect{Size: int64(t.Size), Source: "ticket"}
-		copy(opt.Expect.SHA256[:], t.SHA256)
-		return t.CID, nil
-	}
-	fromCatalogue := func(rem share.Remote) cid.Cid {
-		opt.Name = rem.Name
-		if rem.Name != "" {
-			opt.Expect = &transfer.Expect{Size: rem.Size, SHA256: rem.SHA256, Source: "catalogue"}
-		}
-		return rem.CID
-	}
-	rem, err := c.r.d.Share.ResolveFetch(arg)
-	if err == nil {
-		return fromCatalogue(rem), nil
-	}
-	if errors.Is(err, share.ErrAmbiguous) {
-		return cid.Undef, err
-	}
-	id, perr := resolveCID(arg, c.r.knownCIDs())
-	if perr != nil {
-		if isAmbiguous(perr) {
-			return cid.Undef, perr
-		}
-		return cid.Undef, err // neither a name nor a CID: say the name is unknown
-	}
-	if rem, err := c.r.d.Share.Resolve(id.String()); err == nil {
-		return fromCatalogue(rem), nil
-	}
-	return id, nil
+	return target.Get(c.r.d.Share, arg, cidStrings(c.r.knownCIDs()), opt)
 }
 
 // outputPath checks get's -o argument: an existing folder means "into this

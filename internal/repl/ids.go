@@ -1,104 +1,24 @@
 package repl
 
 import (
-	"errors"
-	"fmt"
-	"slices"
-	"strings"
-
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/shortid"
 )
 
-// Tables show CIDs and peer IDs shortened, like git's short hashes: every
-// one cut to the same length, the shortest (from a minimum) at which the
-// IDs this node knows stay distinct, so a short ID typed back resolves to
-// exactly one. A CID is 59 characters and a peer ID 52: in full, a row of
-// `available` does not fit in 80 columns.
+// Tables show CIDs and peer IDs shortened (internal/shortid), and a
+// unique prefix is accepted back wherever an ID is taken.
 const (
-	// minShortCID: every CID starts "bafkrei" (CIDv1, raw, sha2-256), so
-	// 10 characters keep 3 that differ.
-	minShortCID = 10
-	// minShortPeer: Ed25519 peer IDs all start "12D3KooW".
-	minShortPeer = 12
+	minShortCID  = shortid.MinCID
+	minShortPeer = shortid.MinPeer
 )
 
-// uniqueLen is the length, at least min, at which the prefixes of ids are
-// as distinct as the ids themselves.
-func uniqueLen(ids []string, min int) int {
-	s := slices.Clone(ids)
-	slices.Sort(s)
-	s = slices.Compact(s)
-	n := min
-	for i := 1; i < len(s); i++ {
-		a, b := s[i-1], s[i]
-		cp := 0
-		for cp < len(a) && cp < len(b) && a[cp] == b[cp] {
-			cp++
-		}
-		n = max(n, cp+1)
-	}
-	return n
-}
-
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
-
-// shortener returns a function that prints IDs of the set known cut to
-// their unique length, or in full when wide.
-func shortener(known []string, min int, wide bool) func(string) string {
-	if wide {
-		return func(s string) string { return s }
-	}
-	n := uniqueLen(known, min)
-	return func(s string) string { return shorten(s, n) }
-}
-
-// matchPrefix finds the one string of known that starts with prefix. what
-// names the kind of thing for errors ("CID", "peer").
-func matchPrefix(what, prefix string, known []string) (string, error) {
-	if prefix == "" {
-		return "", fmt.Errorf("empty %s", what)
-	}
-	var hits []string
-	for _, s := range known {
-		if strings.HasPrefix(s, prefix) && !slices.Contains(hits, s) {
-			hits = append(hits, s)
-		}
-	}
-	switch len(hits) {
-	case 1:
-		return hits[0], nil
-	case 0:
-		return "", fmt.Errorf("no known %s starts with %q", what, prefix)
-	}
-	slices.Sort(hits)
-	return "", &ambiguousError{what: what, prefix: prefix, hits: hits}
-}
-
-// ambiguousError is a prefix that more than one ID starts with.
-type ambiguousError struct {
-	what, prefix string
-	hits         []string
-}
-
-func (e *ambiguousError) Error() string {
-	const show = 5
-	list := strings.Join(e.hits[:min(len(e.hits), show)], "\n  ")
-	if len(e.hits) > show {
-		list += fmt.Sprintf("\n  ... and %d more", len(e.hits)-show)
-	}
-	return fmt.Sprintf("%q is ambiguous: %d %ss start with it (type more characters):\n  %s", e.prefix, len(e.hits), e.what, list)
-}
-
-func isAmbiguous(err error) bool {
-	var a *ambiguousError
-	return errors.As(err, &a)
-}
+var (
+	shortener   = shortid.Shortener
+	matchPrefix = shortid.Match
+	isAmbiguous = shortid.IsAmbiguous
+)
 
 // resolveCID reads s as the unique prefix of one of known (a whole CID is
 // its own prefix), or else as a full CID.

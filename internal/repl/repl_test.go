@@ -20,6 +20,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
 
+	"github.com/p2pshare/p2pshare/internal/shortid"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
 
@@ -134,10 +135,10 @@ func testCID(t *testing.T, data string) cid.Cid {
 }
 
 func TestShortIDsAndPrefixes(t *testing.T) {
-	if n := uniqueLen([]string{"abcdef1", "abcdef2", "xyz"}, 3); n != 7 {
+	if n := shortid.UniqueLen([]string{"abcdef1", "abcdef2", "xyz"}, 3); n != 7 {
 		t.Errorf("uniqueLen = %d, want 7", n)
 	}
-	if n := uniqueLen([]string{"abcdef1", "abcdef1"}, 3); n != 3 {
+	if n := shortid.UniqueLen([]string{"abcdef1", "abcdef1"}, 3); n != 3 {
 		t.Errorf("uniqueLen of duplicates = %d, want 3", n)
 	}
 	var cids []cid.Cid

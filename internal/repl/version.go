@@ -30,7 +30,7 @@ func versionOf(bi *debug.BuildInfo) string {
 		}
 		switch {
 		case rev != "":
-			v = "revision " + shorten(rev, 12)
+			v = "revision " + rev[:min(len(rev), 12)]
 			if modified == "true" {
 				v += "+dirty"
 			}
