@@ -107,8 +107,8 @@ step() { echo "== $* ($(date +%T))" >&2; }
 if [[ $HOSTILE = 1 ]]; then
   HRUNS=3
   [[ $RUNS != 5 ]] && HRUNS=$RUNS
-  step "hostile peers: honest 64 MiB get with no attacker and during each of 5 floods x $HRUNS"
-  "$B" hostile -bin "$N" -size 64MiB -runs "$HRUNS" -work "$WORK/hostile" >>"$RESULTS"
+  step "hostile peers: honest 256 MiB get with no attacker and during each of 5 floods x $HRUNS"
+  "$B" hostile -bin "$N" -size 256MiB -runs "$HRUNS" -work "$WORK/hostile" >>"$RESULTS"
   cp "$RESULTS" "$ROOT/bin/bench-results-hostile.jsonl"
   CMD="bash scripts/bench.sh --hostile"
   [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -78,7 +79,9 @@ func cmdHostile(args []string) error {
 	keepalive := fs.String("victim-keepalive", "2s", "the victim's --keepalive (how often it dials the peers in its table)")
 	only := fs.String("floods", "", "comma-separated floods to run (default all: streams,sessions,announce,peertable,dht)")
 	work := fs.String("work", "", "work folder (default: a new one under /tmp)")
+	attackerProcs := fs.Int("attacker-procs", 1, "GOMAXPROCS of this process, where the attackers run (on a small machine they share the cores with the victim and the fetcher)")
 	fs.Parse(args)
+	runtime.GOMAXPROCS(*attackerProcs)
 	defer killAll()
 	if *work == "" {
 		w, err := os.MkdirTemp("", "p2pbench-hostile-")
@@ -87,6 +90,8 @@ func cmdHostile(args []string) error {
 		}
 		defer os.RemoveAll(w)
 		*work = w
+	} else if err := os.MkdirAll(*work, 0o700); err != nil {
+		return err
 	}
 	if *file == "" {
 		size, err := parseSize(*sizeS)
@@ -188,7 +193,9 @@ func cmdHostile(args []string) error {
 		}
 		seq++
 		out := filepath.Join(outDir, fmt.Sprintf("get-%d.bin", seq))
+		vcpu0, fcpu0, acpu0 := procCPU(victim.cmd.Process.Pid), procCPU(fetcher.cmd.Process.Pid), selfCPU()
 		d, _, gerr := ns.get("big.bin", out, vid)
+		vcpu, fcpu, acpu := procCPU(victim.cmd.Process.Pid)-vcpu0, procCPU(fetcher.cmd.Process.Pid)-fcpu0, selfCPU()-acpu0
 		hwm, _ := victim.status("VmHWM")
 		if stop != nil {
 			note += stop()
@@ -206,7 +213,16 @@ func cmdHostile(args []string) error {
 		os.Remove(out)
 		emit(Result{Bench: "hostile", Case: cas, Metric: "MBps", Value: rate, Run: run, Size: size, Note: note})
 		emit(Result{Bench: "hostile", Case: cas, Metric: "rssMiB", Value: mib(hwm), Run: run, Size: size})
-		logf("hostile: run %d, %s: %.0f MB/s, victim peak RSS %.0f MiB (%s)", run, cas, rate, mib(hwm), note)
+		// CPU during the get, in cores: the attackers share this machine's
+		// cores with the victim and the fetcher, which a remote attacker
+		// would not.
+		if vcpu >= 0 && d > 0 {
+			emit(Result{Bench: "hostile", Case: cas, Metric: "victimCores", Value: vcpu.Seconds() / d.Seconds(), Run: run})
+			emit(Result{Bench: "hostile", Case: cas, Metric: "fetcherCores", Value: fcpu.Seconds() / d.Seconds(), Run: run})
+			emit(Result{Bench: "hostile", Case: cas, Metric: "attackerCores", Value: acpu.Seconds() / d.Seconds(), Run: run})
+		}
+		logf("hostile: run %d, %s: %.0f MB/s in %v, victim peak RSS %.0f MiB, CPU during the get: victim %v, fetcher %v, attackers %v (%s)",
+			run, cas, rate, d.Round(time.Millisecond), mib(hwm), vcpu.Round(time.Millisecond), fcpu.Round(time.Millisecond), acpu.Round(time.Millisecond), note)
 		// Let what the flood left behind (closing connections, resets)
 		// settle before the next measurement.
 		time.Sleep(time.Second)
@@ -224,6 +240,38 @@ func cmdHostile(args []string) error {
 		}
 	}
 	return nil
+}
+
+// procCPU is the CPU time (user and system) process pid has used, from
+// /proc/PID/stat in clock ticks of 10 ms (USER_HZ is 100 on Linux); -1 if
+// it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) may hold spaces: count from after it.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut) // field 14, utime
+	fmt.Sscan(f[12], &st) // field 15, stime
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// selfCPU is the CPU time this process (the attackers) has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // newBenchAttacker is a libp2p host on loopback (TCP only) that dials
@@ -674,10 +722,12 @@ func hostileReport(args []string) error {
 			continue
 		}
 		vals[gkey{r.Case, r.Metric}] = append(vals[gkey{r.Case, r.Metric}], r.Value)
-		if r.Note != "" && r.Metric == "MBps" {
-			notes[r.Case] = append(notes[r.Case], r.Note)
+		if r.Metric == "MBps" {
+			if r.Note != "" {
+				notes[r.Case] = append(notes[r.Case], r.Note)
+			}
+			size = r.Size
 		}
-		size = r.Size
 	}
 	base := vals[gkey{"none", "MBps"}]
 	if len(base) == 0 {
@@ -718,7 +768,18 @@ func hostileReport(args []string) error {
 			row(fmt.Sprintf("victim peak RSS during %s (MiB)", f.name), f0(median(r)), "max "+f0(m), fmt.Sprint(len(r)),
 				fmt.Sprintf("< %.0f MiB", hostileMaxRSS), status(m < hostileMaxRSS))
 		}
-		extra = append(extra, fmt.Sprintf("- %s: %s. Per run: %s.", f.name, f.desc, strings.Join(notes[f.name], "; ")))
+		cpu := ""
+		core := func(cas, who string) string {
+			if v := vals[gkey{cas, who + "Cores"}]; len(v) > 0 {
+				return fmt.Sprintf("%.2f", median(v))
+			}
+			return "?"
+		}
+		if len(vals[gkey{f.name, "victimCores"}]) > 0 {
+			cpu = fmt.Sprintf(" CPU during the get (median, in cores; with no attacker in brackets): victim %s (%s), fetcher %s (%s), attackers %s.",
+				core(f.name, "victim"), core("none", "victim"), core(f.name, "fetcher"), core("none", "fetcher"), core(f.name, "attacker"))
+		}
+		extra = append(extra, fmt.Sprintf("- %s: %s. Per run: %s.%s", f.name, f.desc, strings.Join(notes[f.name], "; "), cpu))
 	}
 	fmt.Fprintf(&w, "\nSpread: `p5 / max` for throughputs; the RSS target applies to the maximum.\n\n")
 	fmt.Fprintf(&w, "%s\n\n", strings.Join(extra, "\n"))
@@ -736,10 +797,14 @@ peer-table flood's black holes due within the window of one get) sharing a pseud
 fetcher is another node, connected to it, that has fetched the file once before (untimed), so it starts
 each get with a kept session, as a peer that was already exchanging files would. Each get is
 ` + "`get big.bin -o OUT --from VICTIM`" + `, timed from the command to its ` + "`saved ... verified`" + ` line. The attacker is
-libp2p hosts inside the p2pbench process (TCP on loopback, no resource limits of their own), running the
+libp2p hosts inside the p2pbench process (TCP on loopback, no resource limits of their own, GOMAXPROCS 1 so
+that they leave the victim and the fetcher at least one of the machine's cores), running the
 attack loops of ` + "`internal/hostile`" + `'s tests: each flood is set up (connections, identities), runs alone for
 2 s, keeps running through the honest get and stops after it. A get with no attacker runs right before each
 flood's, in every run, so the baseline interleaves with the floods. The victim's peak RSS is its VmHWM
 after the get, reset (` + "`clear_refs`" + ` 5) before the flood starts; what a flood leaves in memory (announced
 entries, peer-table rows, provider records) stays for the later floods, as it would on a node under attack.
+The CPU figures are user and system time of the victim and fetcher processes (/proc/PID/stat) and of the p2pbench process
+(the attackers) during the get, divided by its wall time: on a small machine the attackers' share is
+taken from the victim and the fetcher, which an attacker on another machine would not do.
 `
