@@ -64,6 +64,7 @@ var floods = []flood{
 	{"announce", "announcement flood (20 self-made origin keys through one relay, ~4,000 entries a message, every 50 ms)", startAnnounceFlood},
 	{"peertable", "peer-table flood (throwaway identities with black-hole addresses, 4 at a time)", startPeerTableFlood},
 	{"dht", "DHT record flood (ADD_PROVIDER for random keys, as fast as the victim reads)", startDHTFlood},
+	{"cpu", "control, no attack: the attackers' process spins one core and sends the victim nothing; what sharing the machine's cores with an attacker costs by itself", startCPUControl},
 }
 
 func cmdHostile(args []string) error {
@@ -176,8 +177,9 @@ func cmdHostile(args []string) error {
 
 	seq := 0
 	// measure runs one honest get (during the flood f, if not nil) and
-	// emits its rate and the victim's peak RSS.
-	measure := func(run int, f *flood) error {
+	// emits its rate and the victim's peak RSS. pair is the same for a
+	// flood's get and the baseline get before it.
+	measure := func(run, pair int, f *flood) error {
 		cas, note := "none", ""
 		if !victim.resetHWM() {
 			note = "VmHWM over the process's life (clear_refs refused); "
@@ -211,7 +213,7 @@ func cmdHostile(args []string) error {
 			logf("hostile: get during %s failed: %v", cas, gerr)
 		}
 		os.Remove(out)
-		emit(Result{Bench: "hostile", Case: cas, Metric: "MBps", Value: rate, Run: run, Size: size, Note: note})
+		emit(Result{Bench: "hostile", Case: cas, Metric: "MBps", Value: rate, Run: run, Size: size, N: pair, Note: note})
 		emit(Result{Bench: "hostile", Case: cas, Metric: "rssMiB", Value: mib(hwm), Run: run, Size: size})
 		// CPU during the get, in cores: the attackers share this machine's
 		// cores with the victim and the fetcher, which a remote attacker
@@ -228,13 +230,23 @@ func cmdHostile(args []string) error {
 		time.Sleep(time.Second)
 		return nil
 	}
+	emitLoad := func() {
+		if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+			var l float64
+			if _, err := fmt.Sscan(string(b), &l); err == nil {
+				emit(Result{Bench: "hostile", Case: "machine", Metric: "load1", Value: l})
+			}
+		}
+	}
+	emitLoad()
+	defer emitLoad()
 	for run := range *runs {
 		for i := range todo {
 			// A baseline before every flood: the ratio compares neighbours.
-			if err := measure(run, nil); err != nil {
+			if err := measure(run, i+1, nil); err != nil {
 				return err
 			}
-			if err := measure(run, &todo[i]); err != nil {
+			if err := measure(run, i+1, &todo[i]); err != nil {
 				return err
 			}
 		}
@@ -692,6 +704,28 @@ func startDHTFlood(v victimTarget) (func() string, error) {
 	}, nil
 }
 
+// startCPUControl is no attack: it keeps one core busy in this process, as
+// the attackers could at most (GOMAXPROCS), so that the report can tell
+// what a flood costs beyond the CPU it takes from the victim and the
+// fetcher on a small machine.
+func startCPUControl(victimTarget) (func() string, error) {
+	var stopped atomic.Bool
+	var spins atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stopped.Load() {
+			for range 1 << 16 {
+				spins.Add(1)
+			}
+		}
+	})
+	return func() string {
+		stopped.Store(true)
+		wg.Wait()
+		return fmt.Sprintf("%d spins", spins.Load())
+	}, nil
+}
+
 // Targets of issue 12's "Measured".
 const (
 	hostileMinRatio = 0.80
@@ -715,7 +749,11 @@ func hostileReport(args []string) error {
 	type gkey struct{ cas, metric string }
 	vals := map[gkey][]float64{}
 	notes := map[string][]string{}
+	type pkey struct{ run, n int }
+	baseOf := map[pkey]float64{}     // the baseline get before each flood's
+	ratios := map[string][]float64{} // each flood get over its baseline
 	var size int64
+	var pending []Result
 	for _, l := range strings.Split(string(b), "\n") {
 		var r Result
 		if json.Unmarshal([]byte(l), &r) != nil || r.Bench != "hostile" {
@@ -723,10 +761,20 @@ func hostileReport(args []string) error {
 		}
 		vals[gkey{r.Case, r.Metric}] = append(vals[gkey{r.Case, r.Metric}], r.Value)
 		if r.Metric == "MBps" {
+			if r.Case == "none" {
+				baseOf[pkey{r.Run, r.N}] = r.Value
+			} else {
+				pending = append(pending, r)
+			}
 			if r.Note != "" {
 				notes[r.Case] = append(notes[r.Case], r.Note)
 			}
 			size = r.Size
+		}
+	}
+	for _, r := range pending {
+		if b, ok := baseOf[pkey{r.Run, r.N}]; ok && b > 0 {
+			ratios[r.Case] = append(ratios[r.Case], r.Value/b)
 		}
 	}
 	base := vals[gkey{"none", "MBps"}]
@@ -747,7 +795,11 @@ func hostileReport(args []string) error {
 	if *elapsed > 0 {
 		fmt.Fprintf(&w, " in %s", elapsed.Round(time.Second))
 	}
-	fmt.Fprintf(&w, ". Ratios compare runs of the same invocation; the honest get is of %s.\n\n", humanSize(size))
+	fmt.Fprintf(&w, ". Ratios compare runs of the same invocation; the honest get is of %s.", humanSize(size))
+	if l := vals[gkey{"machine", "load1"}]; len(l) > 0 {
+		fmt.Fprintf(&w, " Load average (1 min) of the machine at the start and the end: %s (other work shares its cores).", strings.ReplaceAll(strings.Trim(fmt.Sprintf("%.1f", l), "[]"), " ", " and "))
+	}
+	fmt.Fprintf(&w, "\n\n")
 	fmt.Fprintf(&w, "| Figure | Median | Spread | Runs | Target | Result |\n|---|---|---|---|---|---|\n")
 	row := func(r ...string) { fmt.Fprintf(&w, "| %s |\n", strings.Join(r, " | ")) }
 	row("honest get, no attacker (MB/s)", f0(median(base)), spread(base), fmt.Sprint(len(base)), "(baseline)", "")
@@ -761,6 +813,15 @@ func hostileReport(args []string) error {
 			continue
 		}
 		ratio := median(g) / median(base)
+		if rs := ratios[f.name]; len(rs) > 0 {
+			ratio = median(rs)
+		}
+		if f.name == "cpu" {
+			row("honest get while the attackers' process only spins one core, control (MB/s)", f0(median(g)), spread(g), fmt.Sprint(len(g)),
+				"(no target)", fmt.Sprintf("%.0f%%", 100*ratio))
+			extra = append(extra, fmt.Sprintf("- cpu: %s.", f.desc))
+			continue
+		}
 		row(fmt.Sprintf("honest get during %s (MB/s)", f.name), f0(median(g)), spread(g), fmt.Sprint(len(g)),
 			fmt.Sprintf("≥ %.0f%% of baseline", 100*hostileMinRatio), fmt.Sprintf("%.0f%%, %s", 100*ratio, status(ratio >= hostileMinRatio)))
 		if r := vals[gkey{f.name, "rssMiB"}]; len(r) > 0 {
@@ -781,7 +842,8 @@ func hostileReport(args []string) error {
 		}
 		extra = append(extra, fmt.Sprintf("- %s: %s. Per run: %s.%s", f.name, f.desc, strings.Join(notes[f.name], "; "), cpu))
 	}
-	fmt.Fprintf(&w, "\nSpread: `p5 / max` for throughputs; the RSS target applies to the maximum.\n\n")
+	fmt.Fprintf(&w, "\nSpread: `p5 / max` for throughputs; the RSS target applies to the maximum. Ratio: the median over runs of\n"+
+		"each flood's get divided by the get with no attacker just before it.\n\n")
 	fmt.Fprintf(&w, "%s\n\n", strings.Join(extra, "\n"))
 	w.WriteString(hostileMethodText)
 	fmt.Print(w.String())
@@ -806,5 +868,6 @@ after the get, reset (` + "`clear_refs`" + ` 5) before the flood starts; what a 
 entries, peer-table rows, provider records) stays for the later floods, as it would on a node under attack.
 The CPU figures are user and system time of the victim and fetcher processes (/proc/PID/stat) and of the p2pbench process
 (the attackers) during the get, divided by its wall time: on a small machine the attackers' share is
-taken from the victim and the fetcher, which an attacker on another machine would not do.
+taken from the victim and the fetcher, which an attacker on another machine would not do. The ` + "`cpu`" + ` row is
+the control for that: the attackers' process spins one core (as much as the floods may use) and sends nothing.
 `
