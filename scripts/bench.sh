@@ -107,7 +107,7 @@ step() { echo "== $* ($(date +%T))" >&2; }
 if [[ $HOSTILE = 1 ]]; then
   HRUNS=3
   [[ $RUNS != 5 ]] && HRUNS=$RUNS
-  step "hostile peers: honest 256 MiB get with no attacker and during each of 5 floods x $HRUNS"
+  step "hostile peers: honest 256 MiB get with no attacker and during each of 5 floods and a CPU control x $HRUNS"
   "$B" hostile -bin "$N" -size 256MiB -runs "$HRUNS" -work "$WORK/hostile" >>"$RESULTS"
   cp "$RESULTS" "$ROOT/bin/bench-results-hostile.jsonl"
   CMD="bash scripts/bench.sh --hostile"
