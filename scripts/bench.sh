@@ -5,6 +5,7 @@
 #   scripts/bench.sh            quick mode (256 MiB transfers, 50-host DHT, 4 nodes; a few minutes)
 #   scripts/bench.sh --full     1 GiB and 4 GiB transfers, 50- and 200-host DHT, 8 nodes, 1,000 small files
 #   scripts/bench.sh --nat      only the NAT lab figures (scripts/nat-bench.sh; about 5 minutes)
+#   scripts/bench.sh --hostile  only the hostile-peer figures (an honest get during each flood; a few minutes)
 #   options: --runs N (runs per figure, default 5), --keep (keep the work folder),
 #            --cpuprofile DIR (CPU profiles of the in-process parts)
 #
@@ -13,6 +14,8 @@
 # table and writes BENCHMARKS.md. With --nat it runs scripts/nat-bench.sh
 # instead and puts its section ("## NAT lab") at the end of BENCHMARKS.md,
 # replacing the previous one; the other runs keep the NAT section as it is.
+# --hostile does the same with "## Hostile peers" (p2pbench hostile, in the
+# namespace).
 set -euo pipefail
 
 MODE=quick
@@ -20,6 +23,7 @@ RUNS=5
 KEEP=0
 PROF=
 NAT=0
+HOSTILE=0
 ARGS=("$@")
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -29,7 +33,8 @@ while [[ $# -gt 0 ]]; do
     --keep) KEEP=1 ;;
     --cpuprofile) PROF=$2; shift ;;
     --nat) NAT=1 ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    --hostile) HOSTILE=1 ;;
+    *) sed -n '2,20p' "$0"; exit 2 ;;
   esac
   shift
 done
@@ -37,20 +42,22 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-# nat_section FILE prints FILE's "## NAT lab" section (up to the next "## ").
-nat_section() {
+# section FILE TITLE prints FILE's "## TITLE" section (up to the next "## ").
+section() {
   [[ -f $1 ]] || return 0
-  awk '/^## /{f=($0=="## NAT lab")} f' "$1"
+  awk -v t="## $2" '/^## /{f=($0==t)} f' "$1"
 }
-# put_nat_section FILE SECTION replaces FILE's NAT section with the file
-# SECTION, at the end.
-put_nat_section() {
+# put_section FILE TITLE SECTION replaces FILE's "## TITLE" section with the
+# file SECTION, at the end.
+put_section() {
   local rest
   [[ -f $1 ]] || : >"$1"
-  rest=$(awk '/^## /{f=($0=="## NAT lab")} !f' "$1")
+  rest=$(awk -v t="## $2" '/^## /{f=($0==t)} !f' "$1")
   printf '%s\n\n' "$rest" >"$1"
-  cat "$2" >>"$1"
+  cat "$3" >>"$1"
 }
+nat_section() { section "$1" "NAT lab"; }
+put_nat_section() { put_section "$1" "NAT lab" "$2"; }
 
 if [[ $NAT = 1 ]]; then
   NATMD=$ROOT/bin/nat-bench.md
@@ -97,6 +104,22 @@ N=$ROOT/bin/p2pshare
 prof() { [[ -n $PROF ]] && { mkdir -p "$PROF"; echo "-cpuprofile=$PROF/$1.pprof"; } || true; }
 step() { echo "== $* ($(date +%T))" >&2; }
 
+if [[ $HOSTILE = 1 ]]; then
+  HRUNS=3
+  [[ $RUNS != 5 ]] && HRUNS=$RUNS
+  step "hostile peers: honest 256 MiB get with no attacker and during each of 5 floods and a CPU control x $HRUNS"
+  "$B" hostile -bin "$N" -size 256MiB -runs "$HRUNS" -work "$WORK/hostile" >>"$RESULTS"
+  cp "$RESULTS" "$ROOT/bin/bench-results-hostile.jsonl"
+  CMD="bash scripts/bench.sh --hostile"
+  [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
+  "$B" hostile report -in "$RESULTS" -out "$WORK/hostile.md" -cmd "$CMD" \
+    -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s"
+  put_section "$ROOT/BENCHMARKS.md" "Hostile peers" "$WORK/hostile.md"
+  echo "put the Hostile peers section into BENCHMARKS.md (raw results: bin/bench-results-hostile.jsonl)"
+  exit 0
+fi
+
 if [[ $MODE = full ]]; then
   SIZES=(1GiB); BIG=4GiB; DHTN=(50 200); DISC=8; SMALL=1000
 else
@@ -138,13 +161,17 @@ CMD="bash scripts/bench.sh"
 [[ $MODE = full ]] && CMD="$CMD --full"
 [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
 echo
-# The NAT lab figures come from --nat runs: keep them.
+# The NAT lab and hostile-peer figures come from --nat and --hostile runs: keep them.
 nat_section "$ROOT/BENCHMARKS.md" >"$WORK/nat-section.md"
+section "$ROOT/BENCHMARKS.md" "Hostile peers" >"$WORK/hostile-section.md"
 "$B" report -in "$RESULTS" -out "$ROOT/BENCHMARKS.md" -mode "$MODE" -cmd "$CMD" \
   -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s" -notes "$ROOT/cmd/p2pbench/findings.md"
 if [[ -s $WORK/nat-section.md ]]; then
   put_nat_section "$ROOT/BENCHMARKS.md" "$WORK/nat-section.md"
+fi
+if [[ -s $WORK/hostile-section.md ]]; then
+  put_section "$ROOT/BENCHMARKS.md" "Hostile peers" "$WORK/hostile-section.md"
 fi
 echo
 echo "wrote BENCHMARKS.md (raw results: bin/bench-results-$MODE.jsonl)"

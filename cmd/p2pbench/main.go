@@ -20,6 +20,8 @@
 //	p2pbench report -in results.jsonl -out BENCHMARKS.md
 //	p2pbench nat lab -work DIR [-attempts 20] [-transfer-runs 3]   (inside scripts/nat-lab.sh)
 //	p2pbench nat report -in nat.jsonl -out nat.md
+//	p2pbench hostile -bin bin/p2pshare [-size 64MiB] [-runs 3] [-floods streams,sessions,announce,peertable,dht]
+//	p2pbench hostile report -in hostile.jsonl -out hostile.md
 package main
 
 import (
@@ -76,6 +78,7 @@ var subcommands = map[string]func(args []string) error{
 	"small":      cmdSmall,
 	"report":     cmdReport,
 	"nat":        cmdNAT,
+	"hostile":    cmdHostile,
 }
 
 func main() {
