@@ -45,6 +45,7 @@ type Config struct {
 	Addr              string
 	MaxConcurrentGets int    // 0: DefaultMaxConcurrentGets
 	Version           string // shown by GET /api/v1/id
+	MaxUpload         int64  // bytes; 0: MaxUpload
 	Log               *slog.Logger
 }
 
@@ -84,6 +85,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConcurrentGets <= 0 {
 		cfg.MaxConcurrentGets = DefaultMaxConcurrentGets
+	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = MaxUpload
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

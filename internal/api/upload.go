@@ -8,14 +8,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/p2pshare/p2pshare/internal/atomicfile"
 	"github.com/p2pshare/p2pshare/internal/names"
 )
 
-// MaxUpload bounds one upload (POST /api/v1/upload); a larger body gets
-// 413. Bigger files can still be copied into the share folder directly.
+// MaxUpload bounds one upload (POST /api/v1/upload) unless Config says
+// otherwise; a larger body gets 413. Bigger files can still be copied
+// into the share folder directly.
 const MaxUpload = 4 << 30
 
 // handleUpload adds a file to the share folder from the request body
@@ -29,8 +31,15 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, withStatus(http.StatusBadRequest, fmt.Errorf("upload: %w", err)))
 		return
 	}
-	if r.ContentLength > MaxUpload {
-		s.fail(w, r, withStatus(http.StatusRequestEntityTooLarge, fmt.Errorf("upload: %d bytes is over the limit of %d bytes (copy big files into the share folder instead)", r.ContentLength, int64(MaxUpload))))
+	if strings.HasPrefix(name, ".") {
+		// The share folder's listing leaves hidden files out (temp files
+		// are hidden): the upload would vanish.
+		s.fail(w, r, withStatus(http.StatusBadRequest, fmt.Errorf("upload: %q is a hidden name (it starts with a dot): the share folder does not list hidden files", name)))
+		return
+	}
+	limit := s.cfg.MaxUpload
+	if r.ContentLength > limit {
+		s.fail(w, r, withStatus(http.StatusRequestEntityTooLarge, fmt.Errorf("upload: %d bytes is over the limit of %d bytes (copy big files into the share folder instead)", r.ContentLength, limit)))
 		return
 	}
 	dir := s.cfg.Share.ShareDir()
@@ -46,7 +55,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // after the link, only a second name
-	n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, MaxUpload))
+	n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, limit))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -56,7 +65,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			err = withStatus(http.StatusRequestEntityTooLarge, fmt.Errorf("upload: over the limit of %d bytes (copy big files into the share folder instead)", int64(MaxUpload)))
+			err = withStatus(http.StatusRequestEntityTooLarge, fmt.Errorf("upload: over the limit of %d bytes (copy big files into the share folder instead)", limit))
 		} else {
 			err = withStatus(http.StatusBadRequest, fmt.Errorf("upload of %s broke off after %d bytes: %w", name, n, err))
 		}
