@@ -18,7 +18,7 @@ const pages = ["overview", "files", "available", "transfers", "peers"];
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
+    if (v === undefined || v === null) continue;
     if (k === "class") e.className = v;
     else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role") e.setAttribute(k, String(v));
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
