@@ -151,7 +151,7 @@ function drawFiles() {
     return el("tr", { "data-name": f.name },
       el("td", { class: "name" }, f.name, f.changed ? el("span", { class: "flag waiting", title: "changed on disk since published: publish again" }, " changed") : null),
       el("td", { class: "n" }, size(f.size)),
-      el("td", {}, when(f.modified)),
+      el("td", { class: "hide-narrow" }, when(f.modified)),
       el("td", {}, btn));
   });
   fill("files-body", "files-empty", rows);
@@ -215,7 +215,7 @@ function drawAvailable() {
       el("td", { class: "name" }, r.name),
       el("td", { class: "n" }, size(r.size)),
       el("td", {}, online + " online / " + r.providers.length),
-      el("td", { class: "mono", title: r.cid }, short(r.cid)),
+      el("td", { class: "mono hide-narrow", title: r.cid }, short(r.cid)),
       el("td", {}, el("button", {
         type: "button", "data-cid": r.cid, disabled: busy.has(r.cid), title: "Get " + r.name,
         onclick: ev => getFile(r, ev.target),
@@ -247,8 +247,8 @@ function drawTransfers() {
       el("td", {}, el("div", { class: "bar" },
         el("progress", { max: 100, value: pct, "aria-label": "progress of " + j.name }),
         el("span", { class: "pct" }, pct + "%"))),
-      el("td", { class: "n" }, rate(j.rate)),
-      el("td", { class: "n" }, live ? j.providers : ""),
+      el("td", { class: "n hide-narrow" }, rate(j.rate)),
+      el("td", { class: "n hide-narrow" }, live ? j.providers : ""),
       el("td", { title: j.error || "" }, flag(j.state), j.error ? el("div", { class: "sub" }, j.error) : null),
       el("td", {}, live ? el("button", { type: "button", class: "secondary", onclick: ev => cancelJob(j, ev.target) }, "Cancel") : null));
   });
@@ -273,8 +273,8 @@ function drawPeers() {
     el("td", { title: p.last_error || "" }, flag(p.online ? "online" : "offline")),
     el("td", { class: "n" }, p.rtt_ms > 0 ? p.rtt_ms.toFixed(1) + " ms" : "–"),
     el("td", {}, when(p.last_seen)),
-    el("td", {}, p.link || "–"),
-    el("td", {}, p.source)));
+    el("td", { class: "hide-narrow" }, p.link || "–"),
+    el("td", { class: "hide-narrow" }, p.source)));
   fill("peers-body", "peers-empty", rows);
 }
 
@@ -282,12 +282,26 @@ function drawPeers() {
 function connectEvents() {
   const live = $("live");
   const es = new EventSource("/api/v1/events");
-  const on = (name, f) => es.addEventListener(name, ev => { f(JSON.parse(ev.data)); render(); });
-  on("ready", () => {
-    live.textContent = "live";
-    live.className = "live on";
+  // Events that arrive while the lists load are applied after them: the
+  // lists may have been read before the event's change.
+  let loading = null;
+  const on = (name, f) => es.addEventListener(name, ev => {
+    const d = JSON.parse(ev.data);
+    if (loading) loading.push(() => f(d));
+    else { f(d); render(); }
+  });
+  es.addEventListener("ready", () => {
     // (Re)connected: what happened meanwhile is in the lists.
-    loadAll().catch(e => notice(e.message, true));
+    loading = [];
+    loadAll().then(() => {
+      live.textContent = "live";
+      live.className = "live on";
+    }, e => notice(e.message, true)).finally(() => {
+      const queued = loading;
+      loading = null;
+      for (const f of queued) f();
+      render();
+    });
   });
   on("peer", d => state.peers.set(d.peer.peer_id, d.peer));
   on("published", e => { state.published.set(e.cid, e); reloadFiles().catch(() => {}); });
