@@ -17,8 +17,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -52,6 +54,7 @@ func clientCommands() []clientCommand {
 		{"id", "id", "show the node's peer ID, reachability and addresses", cliID},
 		{"share", "share NAME|CID", "print a ticket for a published file", cliShare},
 		{"connect", "connect MULTIADDR", "connect to a peer by address", cliConnect},
+		{"ui", "ui [--open]", "print a one-time link (valid 2 minutes) that logs a browser into the web UI; --open opens it", cliUI},
 	}
 }
 
@@ -588,5 +591,43 @@ func cliConnect(ctx context.Context, cc *cli, args []string) error {
 		return err
 	}
 	cc.printf("connected to %s\n", res.PeerID)
+	return nil
+}
+
+func cliUI(ctx context.Context, cc *cli, args []string) error {
+	fs := cc.flags("ui")
+	open := fs.Bool("open", false, "open the link in the default browser")
+	if _, err := cc.parse(fs, args, 0, 0, "ui [--open]"); err != nil {
+		return err
+	}
+	var link api.LoginLink
+	if err := cc.call(ctx, http.MethodPost, "/api/v1/login-link", nil, nil, &link); err != nil || cc.json {
+		return err
+	}
+	cc.printf("%s\n", link.URL)
+	fmt.Fprintf(cc.errOut, "open this link in your browser within %v; it works once\n", api.LoginLinkTTL)
+	if *open {
+		if err := openBrowser(link.URL); err != nil {
+			return fmt.Errorf("open the browser: %w (open the link above yourself)", err)
+		}
+	}
+	return nil
+}
+
+// openBrowser hands url to the desktop's opener.
+func openBrowser(url string) error {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+	case "darwin":
+		cmd = exec.Command("open", url)
+	default:
+		cmd = exec.Command("xdg-open", url)
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go cmd.Wait()
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,6 +275,26 @@ func TestPromptServesAPI(t *testing.T) {
 	}
 	if out := p.do("published"); !strings.Contains(out, "doc.txt") {
 		t.Fatalf("the prompt does not see the API's publish: %q", out)
+	}
+
+	// `ui` prints a one-time login link for the browser (and opens
+	// nothing without --open).
+	out, stderr, code := runCLI(t, data, "ui")
+	link := strings.TrimSpace(out)
+	addr, _ := api.ReadAddr(data)
+	if code != 0 || !strings.HasPrefix(link, "http://"+addr+"/login?once=") || !strings.Contains(stderr, "works once") {
+		t.Fatalf("ui: status %d, %q, %q", code, out, stderr)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i, want := range []int{http.StatusSeeOther, http.StatusForbidden} {
+		resp, err := noRedirect.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || (i == 0) != (len(resp.Cookies()) == 1) {
+			t.Fatalf("login link, try %d: %d, cookies %v; want %d", i+1, resp.StatusCode, resp.Cookies(), want)
+		}
 	}
 	p.quit()
 	if _, err := os.Stat(filepath.Join(data, api.AddrFile)); !os.IsNotExist(err) {

@@ -1,7 +1,7 @@
 // Package api is a node's local HTTP+JSON API: everything the prompt can
 // do (files, publish, get, transfers, peers, ...), for the command-line
-// client (internal/client, `p2pshare COMMAND`), scripts and, later, the
-// web UI. It also runs downloads in the background, several at once with
+// client (internal/client, `p2pshare COMMAND`), scripts and the web UI
+// (ui.go, ui/: embedded HTML, CSS and JavaScript served at /). It also runs downloads in the background, several at once with
 // a queue beyond them (gets.go), and streams live updates as Server-Sent
 // Events (events.go).
 //
@@ -28,12 +28,15 @@
 //     PORT, http://localhost:PORT or http://[::1]:PORT); others get 403.
 //   - No CORS headers are ever sent, so no other origin can read answers.
 //
-// The web UI (a later step) cannot set an Authorization header on the
-// page loads and EventSource streams a browser makes. It will log in once
-// through a one-time link printed by `p2pshare ui`: GET /login?once=NONCE,
-// where NONCE is single-use, short-lived and made by an API call that
-// needs the token; the answer sets an HttpOnly, SameSite=Strict session
-// cookie scoped to the API's origin and redirects to /. The session cookie
-// will then stand for the token, with the Host and Origin checks above
-// unchanged (SameSite=Strict keeps other sites' requests from carrying it).
+// The web UI cannot set an Authorization header on the page loads and
+// EventSource streams a browser makes. It logs in once through a one-time
+// link printed by `p2pshare ui` (login.go): GET /login?once=NONCE, where
+// NONCE is single-use, lasts LoginLinkTTL and is made by POST
+// /api/v1/login-link, which needs the token. The answer sets an HttpOnly,
+// SameSite=Strict session cookie for the API's origin and redirects to /.
+// The cookie then stands for the token, with the Host check unchanged and
+// a stricter Origin check: a POST with the cookie must carry the API's own
+// Origin (SameSite=Strict already keeps other sites' requests from
+// carrying the cookie). The UI's static files under /ui/ are served to
+// anyone: they hold no data. / without a session shows how to log in.
 package api

@@ -45,6 +45,7 @@ type Config struct {
 	Addr              string
 	MaxConcurrentGets int    // 0: DefaultMaxConcurrentGets
 	Version           string // shown by GET /api/v1/id
+	MaxUpload         int64  // bytes; 0: MaxUpload
 	Log               *slog.Logger
 }
 
@@ -68,6 +69,7 @@ type Server struct {
 	// prompt's).
 	pubChanged chan struct{}
 	watchers   sync.WaitGroup
+	logins     *logins
 
 	closeOnce sync.Once
 }
@@ -84,6 +86,9 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.MaxConcurrentGets <= 0 {
 		cfg.MaxConcurrentGets = DefaultMaxConcurrentGets
 	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = MaxUpload
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -98,7 +103,7 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Log.With("component", "api"), token: token,
 		addr: l.Addr().String(), served: make(chan struct{}),
-		events: newHub(), pubChanged: make(chan struct{}, 1),
+		events: newHub(), pubChanged: make(chan struct{}, 1), logins: newLogins(),
 	}
 	_, s.port, _ = net.SplitHostPort(s.addr)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -184,12 +189,16 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Handler is the API with its checks, in this order: the Host header
-// (403), the token (401), for POST the Origin header (403), then the
-// route (404, 405).
+// Handler is the API and the web UI with their checks, in this order:
+// the Host header (403); then the login link, the UI's files, and the
+// login page at / for a browser without a session; then the token or the
+// session cookie (401); for POST the Origin header (403: with the cookie
+// it must be there); then the route (404, 405).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
+	ui := s.handleUI()
+	mux.Handle("GET /{$}", ui)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// A route with the wrong method lands here too (this pattern
 		// matches every method): say which method it takes.
@@ -211,14 +220,35 @@ func (s *Server) Handler() http.Handler {
 			writeError(w, http.StatusForbidden, fmt.Errorf("host %q refused: the API answers only to 127.0.0.1:%s, localhost:%s or [::1]:%s", r.Host, s.port, s.port, s.port))
 			return
 		}
-		if !s.tokenOK(r.Header.Get("Authorization")) {
+		switch {
+		case r.URL.Path == "/login":
+			s.handleLogin(w, r)
+			return
+		case strings.HasPrefix(r.URL.Path, "/ui/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			ui.ServeHTTP(w, r)
+			return
+		}
+		byToken := s.tokenOK(r.Header.Get("Authorization"))
+		if !byToken && !s.sessionOK(r) {
+			if r.URL.Path == "/" && r.Method == http.MethodGet {
+				servePage(w, http.StatusUnauthorized, "You are not logged in.")
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="p2pshare"`)
-			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong API token: send Authorization: Bearer TOKEN, the token being in <data>/api.token"))
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong API token: send Authorization: Bearer TOKEN, the token being in <data>/api.token (a browser logs in through the link `p2pshare ui` prints)"))
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if o := r.Header.Get("Origin"); o != "" && !s.originOK(o) {
+			o := r.Header.Get("Origin")
+			if o != "" && !s.originOK(o) {
 				writeError(w, http.StatusForbidden, fmt.Errorf("origin %q refused", o))
+				return
+			}
+			if o == "" && !byToken {
+				// A browser always sends Origin with a POST; one that
+				// comes with the cookie and without Origin is not from
+				// the UI's own page.
+				writeError(w, http.StatusForbidden, errors.New("a request with the session cookie that changes anything must carry the Origin header of the UI"))
 				return
 			}
 		}
@@ -267,6 +297,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/connect", s.handleConnect)
 	mux.HandleFunc("GET /api/v1/share", s.handleShare)
 	mux.HandleFunc("GET /api/v1/events", s.handleEvents)
+	mux.HandleFunc("POST /api/v1/login-link", s.handleLoginLink)
+	mux.HandleFunc("POST /api/v1/upload", s.handleUpload)
 }
 
 // statusError is an error with the HTTP status it is answered with.
