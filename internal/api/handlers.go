@@ -331,6 +331,13 @@ func (s *Server) cancelDownload(target string) (Canceled, error) {
 		for _, t := range s.cfg.Transfer.Transfers() {
 			cids = append(cids, t.CID.String())
 		}
+		if ticket.Looks(target) { // a ticket names its CID wherever a CID is taken
+			t, err := ticket.Decode(target)
+			if err != nil {
+				return Canceled{}, withStatus(http.StatusBadRequest, err)
+			}
+			target = t.CID.String()
+		}
 		full, err := matchPrefix("transfer CID", target, cids)
 		if err != nil {
 			if !isAmbiguous(err) {

@@ -5,6 +5,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/internal/shortid"
+	"github.com/p2pshare/p2pshare/internal/ticket"
 )
 
 // Tables show CIDs and peer IDs shortened (internal/shortid), and a
@@ -20,9 +21,13 @@ var (
 	isAmbiguous = shortid.IsAmbiguous
 )
 
-// resolveCID reads s as the unique prefix of one of known (a whole CID is
-// its own prefix), or else as a full CID.
+// resolveCID reads s as a ticket, the unique prefix of one of known (a
+// whole CID is its own prefix), or else as a full CID.
 func resolveCID(s string, known []cid.Cid) (cid.Cid, error) {
+	if ticket.Looks(s) { // a ticket names its CID wherever a CID is taken
+		t, err := ticket.Decode(s)
+		return t.CID, err
+	}
 	full, err := matchPrefix("CID", s, cidStrings(known))
 	if err == nil {
 		return cid.Decode(full)

@@ -3,6 +3,8 @@ package repl
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"net"
 	"os"
@@ -15,12 +17,14 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
 
 	"github.com/p2pshare/p2pshare/internal/shortid"
+	"github.com/p2pshare/p2pshare/internal/ticket"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
 
@@ -302,5 +306,27 @@ func TestVersionOf(t *testing.T) {
 	}
 	if v := Version(); !strings.Contains(v, "go1") {
 		t.Errorf("Version() = %q", v)
+	}
+}
+
+// A ticket is taken wherever a CID is (cancel, unpublish): it names its CID.
+func TestResolveCIDTakesTicket(t *testing.T) {
+	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPublicKey(pub)
+	mh, _ := multihash.Sum([]byte("x"), multihash.SHA2_256, -1)
+	c := cid.NewCidV1(cid.Raw, mh)
+	sum := sha256.Sum256([]byte("x"))
+	s, err := ticket.Ticket{CID: c, Name: "x.bin", Size: 1, SHA256: sum[:], Publisher: id}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := resolveCID(s, nil); err != nil || !got.Equals(c) {
+		t.Fatalf("resolveCID(ticket) = %v, %v; want %s", got, err, c)
+	}
+	if _, err := resolveCID(s[:len(s)-4], nil); err == nil || !strings.Contains(err.Error(), "ticket") {
+		t.Fatalf("damaged ticket: %v", err)
 	}
 }
