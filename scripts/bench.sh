@@ -6,6 +6,7 @@
 #   scripts/bench.sh --full     1 GiB and 4 GiB transfers, 50- and 200-host DHT, 8 nodes, 1,000 small files
 #   scripts/bench.sh --nat      only the NAT lab figures (scripts/nat-bench.sh; about 5 minutes)
 #   scripts/bench.sh --hostile  only the hostile-peer figures (an honest get during each flood; a few minutes)
+#   scripts/bench.sh --api      only the local API and web UI figures (a daemon with 10,000 remote entries; 1 GiB gets; a few minutes)
 #   options: --runs N (runs per figure, default 5), --keep (keep the work folder),
 #            --cpuprofile DIR (CPU profiles of the in-process parts)
 #
@@ -15,7 +16,8 @@
 # instead and puts its section ("## NAT lab") at the end of BENCHMARKS.md,
 # replacing the previous one; the other runs keep the NAT section as it is.
 # --hostile does the same with "## Hostile peers" (p2pbench hostile, in the
-# namespace).
+# namespace). --api does the same with "## Local API and web UI" (p2pbench
+# api).
 set -euo pipefail
 
 MODE=quick
@@ -24,6 +26,7 @@ KEEP=0
 PROF=
 NAT=0
 HOSTILE=0
+API=0
 ARGS=("$@")
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -34,6 +37,7 @@ while [[ $# -gt 0 ]]; do
     --cpuprofile) PROF=$2; shift ;;
     --nat) NAT=1 ;;
     --hostile) HOSTILE=1 ;;
+    --api) API=1 ;;
     *) sed -n '2,20p' "$0"; exit 2 ;;
   esac
   shift
@@ -120,6 +124,22 @@ if [[ $HOSTILE = 1 ]]; then
   exit 0
 fi
 
+if [[ $API = 1 ]]; then
+  ARUNS=3
+  [[ $RUNS != 5 ]] && ARUNS=$RUNS
+  step "local API: latency of available (10,000 remote entries) and id; 1 GiB gets through the API with and without an SSE client x $ARUNS; daemon RSS"
+  "$B" api -bin "$N" -size 1GiB -runs "$ARUNS" -publishers 4 -files 10000 -requests 200 -work "$WORK/api" >>"$RESULTS"
+  cp "$RESULTS" "$ROOT/bin/bench-results-api.jsonl"
+  CMD="bash scripts/bench.sh --api"
+  [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
+  "$B" api report -in "$RESULTS" -out "$WORK/api.md" -cmd "$CMD" \
+    -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s"
+  put_section "$ROOT/BENCHMARKS.md" "Local API and web UI" "$WORK/api.md"
+  echo "put the Local API and web UI section into BENCHMARKS.md (raw results: bin/bench-results-api.jsonl)"
+  exit 0
+fi
+
 if [[ $MODE = full ]]; then
   SIZES=(1GiB); BIG=4GiB; DHTN=(50 200); DISC=8; SMALL=1000
 else
@@ -161,9 +181,10 @@ CMD="bash scripts/bench.sh"
 [[ $MODE = full ]] && CMD="$CMD --full"
 [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
 echo
-# The NAT lab and hostile-peer figures come from --nat and --hostile runs: keep them.
+# The NAT lab, hostile-peer and API figures come from --nat, --hostile and --api runs: keep them.
 nat_section "$ROOT/BENCHMARKS.md" >"$WORK/nat-section.md"
 section "$ROOT/BENCHMARKS.md" "Hostile peers" >"$WORK/hostile-section.md"
+section "$ROOT/BENCHMARKS.md" "Local API and web UI" >"$WORK/api-section.md"
 "$B" report -in "$RESULTS" -out "$ROOT/BENCHMARKS.md" -mode "$MODE" -cmd "$CMD" \
   -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s" -notes "$ROOT/cmd/p2pbench/findings.md"
@@ -172,6 +193,9 @@ if [[ -s $WORK/nat-section.md ]]; then
 fi
 if [[ -s $WORK/hostile-section.md ]]; then
   put_section "$ROOT/BENCHMARKS.md" "Hostile peers" "$WORK/hostile-section.md"
+fi
+if [[ -s $WORK/api-section.md ]]; then
+  put_section "$ROOT/BENCHMARKS.md" "Local API and web UI" "$WORK/api-section.md"
 fi
 echo
 echo "wrote BENCHMARKS.md (raw results: bin/bench-results-$MODE.jsonl)"

@@ -22,6 +22,8 @@
 //	p2pbench nat report -in nat.jsonl -out nat.md
 //	p2pbench hostile -bin bin/p2pshare [-size 64MiB] [-runs 3] [-floods streams,sessions,announce,peertable,dht]
 //	p2pbench hostile report -in hostile.jsonl -out hostile.md
+//	p2pbench api -bin bin/p2pshare [-size 1GiB] [-runs 3] [-publishers 4] [-files 10000] [-requests 200]
+//	p2pbench api report -in api.jsonl -out api.md
 package main
 
 import (
@@ -79,6 +81,7 @@ var subcommands = map[string]func(args []string) error{
 	"report":     cmdReport,
 	"nat":        cmdNAT,
 	"hostile":    cmdHostile,
+	"api":        cmdAPI,
 }
 
 func main() {
