@@ -30,6 +30,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/multiformats/go-multiaddr"
@@ -40,6 +41,7 @@ import (
 	"github.com/p2pshare/p2pshare/internal/p2p"
 	"github.com/p2pshare/p2pshare/internal/repl"
 	"github.com/p2pshare/p2pshare/internal/share"
+	"github.com/p2pshare/p2pshare/internal/transfer"
 )
 
 type multiFlag []string
@@ -275,7 +277,11 @@ func runNode(o *nodeOptions, daemon bool) error {
 		}
 	}
 	if !daemon {
-		r := repl.New(repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, DataDir: cfg.DataDir})
+		d := repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, DataDir: cfg.DataDir}
+		if srv != nil {
+			d.Background = backgroundGets(srv)
+		}
+		r := repl.New(d)
 		return r.Run(ctx, os.Stdin, os.Stdout)
 	}
 	apiURL := "off"
@@ -344,4 +350,23 @@ func parseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("bad byte count %q (examples: 20MiB, 500KB, 1048576)", s)
 	}
 	return int64(v * mult), nil
+}
+
+// backgroundGets lets the prompt's `get --bg` use the API's download
+// queue, so prompt and API downloads share --max-concurrent-gets.
+func backgroundGets(srv *api.Server) func(string, cid.Cid, transfer.GetOptions) (string, <-chan repl.JobEnd, error) {
+	return func(target string, c cid.Cid, opt transfer.GetOptions) (string, <-chan repl.JobEnd, error) {
+		job, ended, err := srv.Background(target, c, opt)
+		if err != nil {
+			return "", nil, err
+		}
+		out := make(chan repl.JobEnd, 1)
+		go func() {
+			defer close(out)
+			if j, ok := <-ended; ok {
+				out <- repl.JobEnd{ID: j.ID, State: j.State, Path: j.Path, Size: j.Size, SHA256: j.SHA256, Error: j.Error}
+			}
+		}()
+		return job.ID, out, nil
+	}
 }

@@ -235,6 +235,7 @@ func (js *jobs) close() {
 	js.closed = true
 	for _, j := range js.queue {
 		j.state.State, j.state.Error = JobPaused, "the node stopped before it started"
+		close(j.done) // it never ran: nobody else closes it
 	}
 	js.queue = nil
 	js.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pshare/p2pshare/internal/shortid"
 	"github.com/p2pshare/p2pshare/internal/target"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
@@ -63,7 +64,7 @@ func commands() []*command {
 		{name: "unpublish", aliases: []string{"clear"}, usage: "unpublish NAME|CID... | --all", help: "stop serving and providing files, and announce the withdrawal", run: cmdUnpublish, complete: publishedNames},
 		{name: "available", usage: "available [--wide]", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
 		{name: "search", usage: "search TEXT [--wide]", help: "list what other peers publish whose name (or CID) contains TEXT", run: cmdSearch},
-		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER]", help: "download a file from its providers (a ticket's publisher first), verified against its CID; never overwrites", run: cmdGet, complete: remoteNames},
+		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER] [--bg]", help: "download a file from its providers (a ticket's publisher first), verified against its CID; never overwrites", run: cmdGet, complete: remoteNames},
 		{name: "transfers", usage: "transfers [--wide]", help: "list running and paused downloads", run: cmdTransfers},
 		{name: "cancel", usage: "cancel CID", help: "stop a download and remove its partial data", run: cmdCancel, complete: transferCIDs},
 		{name: "peers", usage: "peers [--refresh] [--wide]", help: "list every peer ever seen: online or offline, last seen, round-trip time, how it was found", run: cmdPeers},
@@ -348,6 +349,7 @@ func (c *call) printRemotes(list []shareRemote, wide bool) error {
 func cmdGet(ctx context.Context, c *call, args []string) error {
 	fs := c.flags()
 	output := fs.String("o", "", "save to this path, or into this folder (never overwrites)")
+	bg := fs.Bool("bg", false, "download in the background (the node's queue, as the API's gets); the prompt stays free and says when it ends")
 	var fromArgs []string
 	fs.Func("from", "fetch only from this peer (repeatable)", func(s string) error {
 		fromArgs = append(fromArgs, s)
@@ -358,7 +360,7 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER]")
+		return errors.New("usage: get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER] [--bg]")
 	}
 	var from []peer.ID
 	if len(fromArgs) > 0 {
@@ -378,6 +380,9 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 	}
 	if opt.Output, err = c.outputPath(*output, id, opt.Name); err != nil {
 		return err
+	}
+	if *bg {
+		return c.getBackground(pos[0], id, opt)
 	}
 	bar := c.progress(id, opt.Name)
 	opt.Progress = bar.update
@@ -564,4 +569,37 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// getBackground queues the download and returns at once; a goroutine
+// reports how it ended.
+func (c *call) getBackground(arg string, id cid.Cid, opt transfer.GetOptions) error {
+	if c.r.d.Background == nil {
+		return errors.New("--bg needs the local API (the node was started with --api off, or it failed to start)")
+	}
+	job, ended, err := c.r.d.Background(arg, id, opt)
+	if err != nil {
+		return err
+	}
+	c.printf("job %s: getting %s in the background (transfers shows it; cancel %s stops it)\n", job, shortCIDOf(id), shortCIDOf(id))
+	out := c.out
+	c.r.bg.Go(func() {
+		e, ok := <-ended
+		switch {
+		case ok && e.State == "done":
+			fmt.Fprintf(out, "job %s: saved %s  %s, sha256 %s verified\n", e.ID, e.Path, humanBytes(e.Size), e.SHA256)
+			return
+		case ok:
+			fmt.Fprintf(out, "job %s: %s: %s\n", e.ID, e.State, termText(e.Error))
+		default:
+			fmt.Fprintf(out, "job %s: the node stopped before it ended\n", job)
+		}
+		c.r.bgFailed.Add(1)
+	})
+	return nil
+}
+
+func shortCIDOf(c cid.Cid) string {
+	s := c.String()
+	return s[:min(len(s), shortid.MinCID+6)]
 }

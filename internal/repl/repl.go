@@ -19,8 +19,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ergochat/readline"
+	"github.com/ipfs/go-cid"
 	"golang.org/x/term"
 
 	"github.com/p2pshare/p2pshare/internal/p2p"
@@ -37,6 +39,20 @@ type Deps struct {
 	// Log gets what is too detailed for the prompt (the full dial errors
 	// of connect); default slog.Default().
 	Log *slog.Logger
+	// Background, if set, queues a download in the node's background
+	// queue (the local API's) for `get --bg`; ended delivers how it ended,
+	// then closes. Nil: `get --bg` says it needs the local API.
+	Background func(target string, c cid.Cid, opt transfer.GetOptions) (id string, ended <-chan JobEnd, err error)
+}
+
+// JobEnd is how a background download ended.
+type JobEnd struct {
+	ID     string
+	State  string // done, failed, canceled, paused
+	Path   string
+	Size   int64
+	SHA256 string
+	Error  string
 }
 
 // REPL runs commands against a node.
@@ -54,6 +70,11 @@ type REPL struct {
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // of the running command, nil when idle
+
+	// bg counts the goroutines that report background downloads (get
+	// --bg); bgFailed those that did not end with the file saved.
+	bg       sync.WaitGroup
+	bgFailed atomic.Int32
 }
 
 // errQuit ends the loop.
@@ -196,12 +217,21 @@ func (r *REPL) runPiped(ctx context.Context, in io.Reader, out io.Writer) error 
 		errc <- sc.Err()
 		close(lines)
 	}()
+	// Background downloads report from their own goroutines: one writer
+	// at a time. At the end of the input the session waits for them, so a
+	// script's `get --bg` lines have all ended when the node exits.
+	out = &syncWriter{w: out}
+	waitBackground := func() {
+		r.bg.Wait()
+		failed += int(r.bgFailed.Swap(0))
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return result(nil)
 		case line, ok := <-lines:
 			if !ok {
+				waitBackground()
 				return result(<-errc)
 			}
 			quit, bad := r.Exec(ctx, line, out)
@@ -317,4 +347,17 @@ func completeLine(head string, cands func(words []string, partial string) []stri
 		typed = len([]rune(head)) - st.start
 	}
 	return out, typed
+}
+
+// syncWriter serialises writes from the command loop and from background
+// downloads' reports.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
