@@ -288,11 +288,19 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// newBenchAttacker is a libp2p host on loopback (TCP only) that dials
-// nothing but loopback, with no resource limits of its own: what stops an
-// attack must be the victim.
+// attackerIP is the loopback address the attackers listen and dial from,
+// while the victim and the honest fetcher use 127.0.0.1: the victim's
+// per-address limits then tell them apart, as on a real network. The TCP
+// transport binds outgoing sockets to the listening address (reuseport),
+// which connectTo checks.
+const attackerIP = "127.0.0.2"
+
+// newBenchAttacker is a libp2p host listening on attackerIP (TCP only)
+// that dials nothing but loopback, with no resource limits of its own:
+// what stops an attack must be the victim.
 func newBenchAttacker(opts ...libp2p.Option) (host.Host, error) {
 	return libp2p.New(append([]libp2p.Option{
+		libp2p.ListenAddrStrings("/ip4/" + attackerIP + "/tcp/0"),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.ConnectionGater(loopbackOnly{}),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
@@ -304,7 +312,15 @@ func newBenchAttacker(opts ...libp2p.Option) (host.Host, error) {
 func connectTo(h host.Host, ai peer.AddrInfo) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return h.Connect(ctx, ai)
+	if err := h.Connect(ctx, ai); err != nil {
+		return err
+	}
+	for _, c := range h.Network().ConnsToPeer(ai.ID) {
+		if ip, err := manet.ToIP(c.LocalMultiaddr()); err != nil || ip.String() != attackerIP {
+			return fmt.Errorf("attacker connection from %s, not from %s", c.LocalMultiaddr(), attackerIP)
+		}
+	}
+	return nil
 }
 
 // hosts closes a set of attacker hosts.
@@ -330,7 +346,7 @@ func startStreamsFlood(v victimTarget) (func() string, error) {
 	const conns, perConn = 10, 100
 	var hs hosts
 	for range conns {
-		h, err := newBenchAttacker(libp2p.Identity(key), libp2p.NoListenAddrs)
+		h, err := newBenchAttacker(libp2p.Identity(key))
 		if err != nil {
 			hs.close()
 			return nil, err
@@ -397,7 +413,7 @@ func startSessionsFlood(v victimTarget) (func() string, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			h, err := newBenchAttacker(libp2p.NoListenAddrs)
+			h, err := newBenchAttacker()
 			if err == nil {
 				if err = connectTo(h, v.ai); err != nil {
 					h.Close()
@@ -494,7 +510,7 @@ func idleFetchSession(ctx context.Context, h host.Host, victim peer.ID) (network
 // 900 KiB of entries with 200-byte names and fresh random CIDs, one every
 // 50 ms. As internal/hostile's TestAnnouncementFloodThroughOneRelay.
 func startAnnounceFlood(v victimTarget) (func() string, error) {
-	h, err := newBenchAttacker(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	h, err := newBenchAttacker()
 	if err != nil {
 		return nil, err
 	}
@@ -629,7 +645,7 @@ func startPeerTableFlood(v victimTarget) (func() string, error) {
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				h, err := newBenchAttacker(libp2p.NoListenAddrs,
+				h, err := newBenchAttacker(
 					libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return []ma.Multiaddr{hole} }))
 				if err != nil {
 					return
@@ -658,7 +674,7 @@ func startPeerTableFlood(v victimTarget) (func() string, error) {
 // DHT stream as fast as the victim reads them (a stream the victim ends is
 // opened again). As internal/hostile's TestDHTProviderRecords.
 func startDHTFlood(v victimTarget) (func() string, error) {
-	h, err := newBenchAttacker(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	h, err := newBenchAttacker()
 	if err != nil {
 		return nil, err
 	}
@@ -861,7 +877,8 @@ peer-table flood's black holes due within the window of one get) sharing a pseud
 fetcher is another node, connected to it, that has fetched the file once before (untimed), so it starts
 each get with a kept session, as a peer that was already exchanging files would. Each get is
 ` + "`get big.bin -o OUT --from VICTIM`" + `, timed from the command to its ` + "`saved ... verified`" + ` line. The attacker is
-libp2p hosts inside the p2pbench process (TCP on loopback, no resource limits of their own, GOMAXPROCS 1 so
+libp2p hosts inside the p2pbench process (TCP from 127.0.0.2, so that the victim's per-address limits tell
+them from the fetcher as on a real network; no resource limits of their own, GOMAXPROCS 1 so
 that they leave the victim and the fetcher at least one of the machine's cores), running the
 attack loops of ` + "`internal/hostile`" + `'s tests: each flood is set up (connections, identities), runs alone for
 2 s, keeps running through the honest get and stops after it. A get with no attacker runs right before each

@@ -85,8 +85,17 @@ func newNode(t *testing.T, name string, mod func(*node.Config)) *node.Node {
 // it speaks whatever the test makes it speak.
 func newAttacker(t *testing.T, opts ...libp2p.Option) host.Host {
 	t.Helper()
+	return newAttackerAt(t, "127.0.0.1", opts...)
+}
+
+// newAttackerAt is newAttacker listening on TCP at ip, another loopback
+// address: its TCP connections to other nodes then come from ip too (the
+// TCP transport binds outgoing sockets to the listening address, reuseport),
+// so the victim sees a peer from another IP address.
+func newAttackerAt(t *testing.T, ip string, opts ...libp2p.Option) host.Host {
+	t.Helper()
 	h, err := libp2p.New(append([]libp2p.Option{
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.ListenAddrStrings("/ip4/" + ip + "/tcp/0"),
 		libp2p.DisableRelay(),
 	}, opts...)...)
 	if err != nil {

@@ -89,9 +89,13 @@ func TestSessionSlots(t *testing.T) {
 			st.Reset()
 		}
 	}()
+	// Each identity on its own loopback address (127.1.x.y), as a swarm
+	// spread over many addresses: the victim's per-address admission rate
+	// for new sessions (TestSessionRatePerIP) then does not stop them, and
+	// the eviction of idle sessions is what is tested here.
 	attackers := make([]host.Host, ids)
 	for i := range attackers {
-		attackers[i] = newAttacker(t, libp2p.NoListenAddrs, libp2p.Transport(tcp.NewTCPTransport),
+		attackers[i] = newAttackerAt(t, fmt.Sprintf("127.1.%d.%d", i/250, i%250+1), libp2p.Transport(tcp.NewTCPTransport),
 			libp2p.ResourceManager(&network.NullResourceManager{}))
 		connect(t, attackers[i], victim)
 	}

@@ -163,3 +163,46 @@ func TestStreamExhaustion(t *testing.T) {
 		t.Errorf("heap grew by %d MiB during the flood; want at most 64 MiB", (heapDuring-heapBefore)>>20)
 	}
 }
+
+// A peer that keeps flooding the victim with streams it refuses is cut
+// off: past a thousand refusals in ten seconds its connections are closed
+// and it may not reconnect for a while, while an honest peer still pings
+// and fetches.
+func TestStreamFlooderDisconnected(t *testing.T) {
+	victim := newNode(t, "victim", nil)
+	honest := newNode(t, "honest", nil)
+	c, data := publishRandom(t, victim, "a.bin", 1<<20+3)
+
+	a := newAttackerAt(t, "127.0.0.2", libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.Transport(tcp.NewTCPTransport))
+	connect(t, a, victim)
+	f := startStreamFlood(a, victim.P2P.ID(), 100)
+	defer f.stop()
+	waitFor(t, 30*time.Second, "the victim to close the flooder's connections", func() bool {
+		return f.opened.Load() > 1000 && len(victim.P2P.Host().Network().ConnsToPeer(a.ID())) == 0
+	})
+	f.stop()
+	opened := f.opened.Load()
+
+	// It may not come back at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a.Network().ClosePeer(victim.P2P.ID())
+	err := a.Connect(ctx, peer.AddrInfo{ID: victim.P2P.ID(), Addrs: victim.P2P.Host().Addrs()})
+	if err == nil {
+		// A connection the victim refuses may look open to the dialer
+		// for a moment; the victim must not hold it.
+		waitFor(t, 10*time.Second, "the victim to drop the flooder's new connection", func() bool {
+			return len(victim.P2P.Host().Network().ConnsToPeer(a.ID())) == 0
+		})
+	}
+	t.Logf("flooder opened %d streams before it was disconnected; reconnecting: %v", opened, err)
+
+	if err := honest.P2P.Host().Connect(ctx, peer.AddrInfo{ID: victim.P2P.ID(), Addrs: victim.P2P.Host().Addrs()}); err != nil {
+		t.Fatalf("honest peer connecting after the flood: %v", err)
+	}
+	if _, err := pingOnce(honest.P2P.Host(), victim.P2P.ID(), 5*time.Second); err != nil {
+		t.Fatalf("honest ping after the flood: %v", err)
+	}
+	mustFetch(t, honest, victim, c, data, 15*time.Second)
+}

@@ -167,6 +167,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("p2p: start host: %w", err)
 	}
 	n.hostForRelays.Store(n.host)
+	rm.setClosePeer(func(p peer.ID) { n.host.Network().ClosePeer(p) })
 
 	// Known peers' last addresses, so the keepalive can dial them.
 	for _, p := range n.peers.List() {

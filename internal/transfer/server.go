@@ -198,6 +198,11 @@ func (s *Service) handle(st network.Stream) {
 }
 
 func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
+	// Before anything else, so that a refused session costs a map lookup
+	// and a stream reset, not a handshake.
+	if key := admissionKey(st.Conn()); !s.admit.allow(key) {
+		return fmt.Errorf("%s started more than %d fetch sessions at once or %d a second", key, sessionBurst, sessionsPerSecond)
+	}
 	s.mu.Lock()
 	if s.closed || s.serving[remote] >= maxServerStreamsPerPeer {
 		busy := !s.closed

@@ -183,8 +183,9 @@ type Service struct {
 	serving   map[peer.ID]int         // open fetch streams per peer
 	idle      map[peer.ID][]*idleConn // kept fetch sessions (see connect)
 	streams   map[network.Stream]struct{}
-	sessions  sessionTable   // served sessions, for eviction (server.go)
-	wg        sync.WaitGroup // handlers and Gets
+	sessions  sessionTable      // served sessions, for eviction (server.go)
+	admit     *sessionAdmission // new sessions per remote address (admit.go)
+	wg        sync.WaitGroup    // handlers and Gets
 
 	// test hooks, set only by tests before use
 	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
@@ -239,6 +240,7 @@ func New(cfg Config) (*Service, error) {
 		gets:      make(map[string]*getter),
 		canceling: make(map[string]int),
 		serving:   make(map[peer.ID]int),
+		admit:     newSessionAdmission(),
 		idle:      make(map[peer.ID][]*idleConn),
 		streams:   make(map[network.Stream]struct{}),
 		upload:    newUploadLimiter(cfg.UploadLimit),
