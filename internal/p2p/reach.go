@@ -430,6 +430,17 @@ func (n *Node) upgrade(id peer.ID) (bool, error) {
 			n.redialRelayed(ctx, id)
 		}
 	}
+	if _, ok := n.Conns(id); !ok {
+		// A failed punch can take the relayed connection down with it (the
+		// peer resets the DCUtR stream and the circuit closes): one more,
+		// so an unlimited relay is still found.
+		dctx, cancel := context.WithTimeout(ctx, reachDialTimeout)
+		err := n.host.Connect(network.WithAllowLimitedConn(dctx, "p2pshare-reach"), peer.AddrInfo{ID: id})
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("peer %s: connection lost after the hole punch, and no new one: %w", id, err)
+		}
+	}
 	ci, ok := n.Conns(id)
 	if ok && ci.Direct {
 		return false, nil
