@@ -484,14 +484,7 @@ func (s *sseClient) close() {
 const apiGetMinRatio = 0.95
 
 func apiReport(args []string) error {
-	fs := flag.NewFlagSet("api report", flag.ExitOnError)
-	in := fs.String("in", "api.jsonl", "JSON lines from `p2pbench api`")
-	out := fs.String("out", "", "markdown file to write (it is printed too)")
-	command := fs.String("cmd", "bash scripts/bench.sh --api", "the command that produced the results")
-	commit := fs.String("commit", "", "git commit measured")
-	elapsed := fs.Duration("elapsed", 0, "wall time of the whole run")
-	fs.Parse(args)
-	b, err := os.ReadFile(*in)
+	a, b, err := parseReportArgs("api report", "api.jsonl", "JSON lines from `p2pbench api`", "bash scripts/bench.sh --api", args)
 	if err != nil {
 		return err
 	}
@@ -523,7 +516,7 @@ func apiReport(args []string) error {
 	need := []gkey{{"id", "ms"}, {"available", "ms"}, {"get-none", "MBps"}, {"get-sse", "MBps"}, {"events", "per_s"}}
 	for _, k := range need {
 		if len(vals[k]) == 0 {
-			return fmt.Errorf("%s: no %s %s results", *in, k.cas, k.metric)
+			return fmt.Errorf("%s: no %s %s results", a.in, k.cas, k.metric)
 		}
 	}
 	// Each run's get with the client over the one without in that run.
@@ -539,9 +532,9 @@ func apiReport(args []string) error {
 	n := func(v []float64) string { return fmt.Sprint(len(v)) }
 	var w strings.Builder
 	fmt.Fprintf(&w, "## Local API and web UI\n\n")
-	fmt.Fprintf(&w, "Measured %s on %s (%d cores, %s RAM), commit %s, with `%s`", time.Now().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), memTotal(), *commit, *command)
-	if *elapsed > 0 {
-		fmt.Fprintf(&w, " in %s", elapsed.Round(time.Second))
+	fmt.Fprintf(&w, "Measured %s on %s (%d cores, %s RAM), commit %s, with `%s`", time.Now().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), memTotal(), a.commit, a.command)
+	if a.elapsed > 0 {
+		fmt.Fprintf(&w, " in %s", a.elapsed.Round(time.Second))
 	}
 	fmt.Fprintf(&w, ". The daemon lists %d remote entries; the get is of %s.", entries, humanSize(size))
 	if l := vals[gkey{"machine", "load1"}]; len(l) > 0 {
@@ -591,8 +584,8 @@ func apiReport(args []string) error {
 		"of each run's get with the SSE client divided by the same run's get without one.\n\n")
 	fmt.Fprintf(&w, apiMethodText, publishers, max(entries-1, 0))
 	fmt.Print(w.String())
-	if *out != "" {
-		return os.WriteFile(*out, []byte(w.String()), 0o644)
+	if a.out != "" {
+		return os.WriteFile(a.out, []byte(w.String()), 0o644)
 	}
 	return nil
 }

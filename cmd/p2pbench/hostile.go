@@ -753,14 +753,7 @@ const (
 // hostileReport turns the JSON lines of `p2pbench hostile` into the
 // markdown section "## Hostile peers" of BENCHMARKS.md.
 func hostileReport(args []string) error {
-	fs := flag.NewFlagSet("hostile report", flag.ExitOnError)
-	in := fs.String("in", "hostile.jsonl", "JSON lines from `p2pbench hostile`")
-	out := fs.String("out", "", "markdown file to write (it is printed too)")
-	command := fs.String("cmd", "bash scripts/bench.sh --hostile", "the command that produced the results")
-	commit := fs.String("commit", "", "git commit measured")
-	elapsed := fs.Duration("elapsed", 0, "wall time of the whole run")
-	fs.Parse(args)
-	b, err := os.ReadFile(*in)
+	a, b, err := parseReportArgs("hostile report", "hostile.jsonl", "JSON lines from `p2pbench hostile`", "bash scripts/bench.sh --hostile", args)
 	if err != nil {
 		return err
 	}
@@ -797,7 +790,7 @@ func hostileReport(args []string) error {
 	}
 	base := vals[gkey{"none", "MBps"}]
 	if len(base) == 0 {
-		return fmt.Errorf("%s: no baseline get (case none)", *in)
+		return fmt.Errorf("%s: no baseline get (case none)", a.in)
 	}
 	f0 := func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	spread := func(v []float64) string { return f0(percentile(v, 5)) + " / " + f0(slices.Max(v)) }
@@ -809,9 +802,9 @@ func hostileReport(args []string) error {
 	}
 	var w strings.Builder
 	fmt.Fprintf(&w, "## Hostile peers\n\n")
-	fmt.Fprintf(&w, "Measured %s on %s (%d cores, %s RAM), commit %s, with `%s`", time.Now().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), memTotal(), *commit, *command)
-	if *elapsed > 0 {
-		fmt.Fprintf(&w, " in %s", elapsed.Round(time.Second))
+	fmt.Fprintf(&w, "Measured %s on %s (%d cores, %s RAM), commit %s, with `%s`", time.Now().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), memTotal(), a.commit, a.command)
+	if a.elapsed > 0 {
+		fmt.Fprintf(&w, " in %s", a.elapsed.Round(time.Second))
 	}
 	fmt.Fprintf(&w, ". Ratios compare runs of the same invocation; the honest get is of %s.", humanSize(size))
 	if l := vals[gkey{"machine", "load1"}]; len(l) > 0 {
@@ -865,8 +858,8 @@ func hostileReport(args []string) error {
 	fmt.Fprintf(&w, "%s\n\n", strings.Join(extra, "\n"))
 	w.WriteString(hostileMethodText)
 	fmt.Print(w.String())
-	if *out != "" {
-		return os.WriteFile(*out, []byte(w.String()), 0o644)
+	if a.out != "" {
+		return os.WriteFile(a.out, []byte(w.String()), 0o644)
 	}
 	return nil
 }

@@ -730,14 +730,7 @@ func transportsOf(addrs []string) string {
 // natReport turns the JSON lines of `nat lab` runs into the markdown
 // section "## NAT lab" of BENCHMARKS.md.
 func natReport(args []string) error {
-	fs := flag.NewFlagSet("nat report", flag.ExitOnError)
-	in := fs.String("in", "nat.jsonl", "JSON lines from `p2pbench nat lab` runs")
-	out := fs.String("out", "", "markdown file to write (it is printed too)")
-	command := fs.String("cmd", "bash scripts/nat-bench.sh", "the command that produced the results")
-	commit := fs.String("commit", "", "git commit measured")
-	elapsed := fs.Duration("elapsed", 0, "wall time of the whole run")
-	fs.Parse(args)
-	b, err := os.ReadFile(*in)
+	a, b, err := parseReportArgs("nat report", "nat.jsonl", "JSON lines from `p2pbench nat lab` runs", "bash scripts/nat-bench.sh", args)
 	if err != nil {
 		return err
 	}
@@ -821,9 +814,9 @@ func natReport(args []string) error {
 
 	var w strings.Builder
 	fmt.Fprintf(&w, "## NAT lab\n\n")
-	fmt.Fprintf(&w, "Measured %s on %s (%d cores, %s RAM), commit %s, with `%s`", time.Now().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), memTotal(), *commit, *command)
-	if *elapsed > 0 {
-		fmt.Fprintf(&w, " in %s", elapsed.Round(time.Second))
+	fmt.Fprintf(&w, "Measured %s on %s (%d cores, %s RAM), commit %s, with `%s`", time.Now().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), memTotal(), a.commit, a.command)
+	if a.elapsed > 0 {
+		fmt.Fprintf(&w, " in %s", a.elapsed.Round(time.Second))
 	}
 	fmt.Fprintf(&w, ". Ratios compare runs of the same invocation.\n\n")
 	fmt.Fprintf(&w, "| Figure | Median | Spread | Runs | Baseline | Ratio |\n|---|---|---|---|---|---|\n")
@@ -836,8 +829,8 @@ func natReport(args []string) error {
 	}
 	w.WriteString(natMethodText)
 	fmt.Print(w.String())
-	if *out != "" {
-		return os.WriteFile(*out, []byte(w.String()), 0o644)
+	if a.out != "" {
+		return os.WriteFile(a.out, []byte(w.String()), 0o644)
 	}
 	return nil
 }

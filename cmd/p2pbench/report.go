@@ -413,3 +413,23 @@ func memTotal() string {
 	}
 	return "?"
 }
+
+// reportArgs are the flags of every section report (`p2pbench X report`).
+type reportArgs struct {
+	in, out, command, commit string
+	elapsed                  time.Duration
+}
+
+// parseReportArgs parses a section report's flags and reads its input.
+func parseReportArgs(name, defIn, inHelp, defCmd string, args []string) (reportArgs, []byte, error) {
+	var a reportArgs
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	fs.StringVar(&a.in, "in", defIn, inHelp)
+	fs.StringVar(&a.out, "out", "", "markdown file to write (it is printed too)")
+	fs.StringVar(&a.command, "cmd", defCmd, "the command that produced the results")
+	fs.StringVar(&a.commit, "commit", "", "git commit measured")
+	fs.DurationVar(&a.elapsed, "elapsed", 0, "wall time of the whole run")
+	fs.Parse(args)
+	b, err := os.ReadFile(a.in)
+	return a, b, err
+}
