@@ -37,7 +37,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -122,42 +121,6 @@ func (nb *natBench) startIn(ns, name string, args ...string) (*proc, error) {
 	}
 	cmd := nb.lab.Command(natlab.Host{NS: ns}, nb.bin, append([]string{"--data", dir, "--no-mdns"}, args...)...)
 	return startCmd(cmd, name, dir)
-}
-
-// startCmd starts cmd as a driven node process (see proc).
-func startCmd(cmd *exec.Cmd, name, dir string) (*proc, error) {
-	stderr, err := os.Create(filepath.Join(dir, "stderr.txt"))
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	p := &proc{name: name, dir: dir, cmd: cmd, stdin: stdin, lines: make(chan line, 4096), exited: make(chan struct{}), started: time.Now()}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	procsMu.Lock()
-	procs = append(procs, p)
-	procsMu.Unlock()
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.lines <- line{sc.Text(), time.Now()}
-		}
-		cmd.Wait()
-		stderr.Close()
-		close(p.exited)
-		close(p.lines)
-	}()
-	return p, nil
 }
 
 // peerID asks a node for its peer ID.

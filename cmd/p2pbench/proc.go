@@ -67,7 +67,11 @@ func startNode(bin, name, dir, bbsKey string, extra ...string) (*proc, error) {
 		}
 	}
 	args := append([]string{"--data", dir, "--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
-	cmd := exec.Command(bin, args...)
+	return startCmd(exec.Command(bin, args...), name, dir)
+}
+
+// startCmd starts cmd as a driven node process (see proc).
+func startCmd(cmd *exec.Cmd, name, dir string) (*proc, error) {
 	stderr, err := os.Create(filepath.Join(dir, "stderr.txt"))
 	if err != nil {
 		return nil, err
@@ -81,8 +85,7 @@ func startNode(bin, name, dir, bbsKey string, extra ...string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{name: name, dir: dir, cmd: cmd, stdin: stdin, lines: make(chan line, 4096), exited: make(chan struct{})}
-	p.started = time.Now()
+	p := &proc{name: name, dir: dir, cmd: cmd, stdin: stdin, lines: make(chan line, 4096), exited: make(chan struct{}), started: time.Now()}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
