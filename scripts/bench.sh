@@ -108,19 +108,26 @@ N=$ROOT/bin/p2pshare
 prof() { [[ -n $PROF ]] && { mkdir -p "$PROF"; echo "-cpuprofile=$PROF/$1.pprof"; } || true; }
 step() { echo "== $* ($(date +%T))" >&2; }
 
+# report_section SUB TITLE: keeps the raw results in bin/, has
+# `p2pbench SUB report` write the section and puts it into BENCHMARKS.md
+# under "## TITLE", for the runs of one part alone (--hostile, --api).
+report_section() {
+  local sub=$1 title=$2 cmd="bash scripts/bench.sh --$1"
+  cp "$RESULTS" "$ROOT/bin/bench-results-$sub.jsonl"
+  [[ $RUNS != 5 ]] && cmd="$cmd --runs $RUNS"
+  "$B" "$sub" report -in "$RESULTS" -out "$WORK/$sub.md" -cmd "$cmd" \
+    -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s"
+  put_section "$ROOT/BENCHMARKS.md" "$title" "$WORK/$sub.md"
+  echo "put the $title section into BENCHMARKS.md (raw results: bin/bench-results-$sub.jsonl)"
+}
+
 if [[ $HOSTILE = 1 ]]; then
   HRUNS=3
   [[ $RUNS != 5 ]] && HRUNS=$RUNS
   step "hostile peers: honest 256 MiB get with no attacker and during each of 5 floods and a CPU control x $HRUNS"
   "$B" hostile -bin "$N" -size 256MiB -runs "$HRUNS" -work "$WORK/hostile" >>"$RESULTS"
-  cp "$RESULTS" "$ROOT/bin/bench-results-hostile.jsonl"
-  CMD="bash scripts/bench.sh --hostile"
-  [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
-  "$B" hostile report -in "$RESULTS" -out "$WORK/hostile.md" -cmd "$CMD" \
-    -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s"
-  put_section "$ROOT/BENCHMARKS.md" "Hostile peers" "$WORK/hostile.md"
-  echo "put the Hostile peers section into BENCHMARKS.md (raw results: bin/bench-results-hostile.jsonl)"
+  report_section hostile "Hostile peers"
   exit 0
 fi
 
@@ -129,14 +136,7 @@ if [[ $API = 1 ]]; then
   [[ $RUNS != 5 ]] && ARUNS=$RUNS
   step "local API: latency of available (10,000 remote entries) and id; 1 GiB gets through the API with and without an SSE client x $ARUNS; daemon RSS"
   "$B" api -bin "$N" -size 1GiB -runs "$ARUNS" -publishers 4 -files 10000 -requests 200 -work "$WORK/api" >>"$RESULTS"
-  cp "$RESULTS" "$ROOT/bin/bench-results-api.jsonl"
-  CMD="bash scripts/bench.sh --api"
-  [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
-  "$B" api report -in "$RESULTS" -out "$WORK/api.md" -cmd "$CMD" \
-    -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s"
-  put_section "$ROOT/BENCHMARKS.md" "Local API and web UI" "$WORK/api.md"
-  echo "put the Local API and web UI section into BENCHMARKS.md (raw results: bin/bench-results-api.jsonl)"
+  report_section api "Local API and web UI"
   exit 0
 fi
 

@@ -57,14 +57,11 @@ func cmdAPI(args []string) error {
 		return err
 	}
 	defer killAll()
-	if *work == "" {
-		w, err := os.MkdirTemp("", "p2pbench-api-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(w)
-		*work = w
+	cleanup, err := useWorkFolder(work, "p2pbench-api-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	emitLoad()
 	key, err := makeBBSKey(*bin, filepath.Dir(*work))
 	if err != nil {

@@ -86,16 +86,11 @@ func cmdHostile(args []string) error {
 	fs.Parse(args)
 	runtime.GOMAXPROCS(*attackerProcs)
 	defer killAll()
-	if *work == "" {
-		w, err := os.MkdirTemp("", "p2pbench-hostile-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(w)
-		*work = w
-	} else if err := os.MkdirAll(*work, 0o700); err != nil {
+	cleanup, err := useWorkFolder(work, "p2pbench-hostile-")
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	if *file == "" {
 		size, err := parseSize(*sizeS)
 		if err != nil {

@@ -261,3 +261,18 @@ func makeBBSKey(bin, work string) (string, error) {
 	}
 	return key, nil
 }
+
+// useWorkFolder makes *work a new folder under the temporary directory,
+// named from prefix, when it is empty (cleanup removes it), or makes sure
+// the folder given exists (cleanup keeps it).
+func useWorkFolder(work *string, prefix string) (cleanup func(), err error) {
+	if *work != "" {
+		return func() {}, os.MkdirAll(*work, 0o700)
+	}
+	w, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, err
+	}
+	*work = w
+	return func() { os.RemoveAll(w) }, nil
+}

@@ -103,14 +103,11 @@ func cmdTransfer(args []string) error {
 	work := fs.String("work", "", "work folder (default: a new one under /tmp)")
 	fs.Parse(args)
 	defer killAll()
-	if *work == "" {
-		w, err := os.MkdirTemp("", "p2pbench-transfer-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(w)
-		*work = w
+	cleanup, err := useWorkFolder(work, "p2pbench-transfer-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	st, err := os.Stat(*file)
 	if err != nil {
 		return err
