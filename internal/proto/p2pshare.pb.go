@@ -186,6 +186,11 @@ type CatalogEntry struct {
 	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`                                     // whole-file SHA-256, for display
 	PublishedUnix int64                  `protobuf:"varint,5,opt,name=published_unix,json=publishedUnix,proto3" json:"published_unix,omitempty"` // seconds
 	ChunkSize     uint32                 `protobuf:"varint,6,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	// A collection (a published folder, internal/collection): cid names its
+	// document, size is the total of its files, files their number, and
+	// sha256 and chunk_size are empty.
+	Collection    bool   `protobuf:"varint,7,opt,name=collection,proto3" json:"collection,omitempty"`
+	Files         uint64 `protobuf:"varint,8,opt,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -258,6 +263,20 @@ func (x *CatalogEntry) GetPublishedUnix() int64 {
 func (x *CatalogEntry) GetChunkSize() uint32 {
 	if x != nil {
 		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *CatalogEntry) GetCollection() bool {
+	if x != nil {
+		return x.Collection
+	}
+	return false
+}
+
+func (x *CatalogEntry) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
 	}
 	return 0
 }
@@ -538,7 +557,7 @@ var File_p2pshare_proto protoreflect.FileDescriptor
 
 const file_p2pshare_proto_rawDesc = "" +
 	"\n" +
-	"\x0ep2pshare.proto\x12\bp2pshare\"\xa6\x01\n" +
+	"\x0ep2pshare.proto\x12\bp2pshare\"\xdc\x01\n" +
 	"\fCatalogEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x10\n" +
@@ -546,7 +565,11 @@ const file_p2pshare_proto_rawDesc = "" +
 	"\x06sha256\x18\x04 \x01(\fR\x06sha256\x12%\n" +
 	"\x0epublished_unix\x18\x05 \x01(\x03R\rpublishedUnix\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\x06 \x01(\rR\tchunkSize\"\x10\n" +
+	"chunk_size\x18\x06 \x01(\rR\tchunkSize\x12\x1e\n" +
+	"\n" +
+	"collection\x18\a \x01(\bR\n" +
+	"collection\x12\x14\n" +
+	"\x05files\x18\b \x01(\x04R\x05files\"\x10\n" +
 	"\x0eCatalogRequest\"C\n" +
 	"\x0fCatalogResponse\x120\n" +
 	"\aentries\x18\x01 \x03(\v2\x16.p2pshare.CatalogEntryR\aentries\"\xce\x01\n" +
