@@ -1,16 +1,9 @@
 package transfer
 
 import (
-	"net"
-	"strconv"
-	"sync"
-	"time"
-
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
-	"golang.org/x/time/rate"
+
+	"github.com/p2pshare/p2pshare/internal/limiter"
 )
 
 // New fetch sessions are admitted at a bounded rate per remote IP address
@@ -34,87 +27,24 @@ const (
 	// well below the handshakes the two cores of a small node can do
 	// while still serving (about a millisecond of CPU each).
 	sessionsPerSecond = 16
-	// maxSessionBuckets bounds the table of addresses. A bucket unused for
-	// bucketIdle has refilled to its burst and is dropped when the table
-	// is full (forgetting it changes nothing); if none has, the least
-	// recently used one is dropped. Past this many addresses starting
-	// sessions at once, a per-address limit no longer helps anyway.
+	// maxSessionBuckets bounds the table of addresses (limiter.Keyed
+	// drops full buckets first, then the least recently used). Past this
+	// many addresses starting sessions at once, a per-address limit no
+	// longer helps anyway.
 	maxSessionBuckets = 4096
-	bucketIdle        = time.Second * sessionBurst / sessionsPerSecond
-	ipv6SubnetBits    = 56
 )
 
 // sessionAdmission is the per-address token buckets for new sessions.
-type sessionAdmission struct {
-	mu      sync.Mutex
-	buckets map[string]*ipBucket
-	now     func() time.Time // tests may replace it
-}
-
-type ipBucket struct {
-	lim  *rate.Limiter
-	last time.Time
-}
+type sessionAdmission struct{ *limiter.Keyed }
 
 func newSessionAdmission() *sessionAdmission {
-	return &sessionAdmission{buckets: make(map[string]*ipBucket), now: time.Now}
+	return &sessionAdmission{limiter.NewKeyed(sessionsPerSecond, sessionBurst, maxSessionBuckets)}
 }
 
 // allow reports whether a new session from the address key may start now.
-func (a *sessionAdmission) allow(key string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := a.now()
-	b := a.buckets[key]
-	if b == nil {
-		if len(a.buckets) >= maxSessionBuckets {
-			a.makeRoomLocked(now)
-		}
-		b = &ipBucket{lim: rate.NewLimiter(sessionsPerSecond, sessionBurst)}
-		a.buckets[key] = b
-	}
-	b.last = now
-	return b.lim.AllowN(now, 1)
-}
-
-// makeRoomLocked drops every bucket idle for bucketIdle (they are full),
-// or, if none is, the least recently used one.
-func (a *sessionAdmission) makeRoomLocked(now time.Time) {
-	var oldest string
-	var oldestT time.Time
-	for k, b := range a.buckets {
-		if now.Sub(b.last) >= bucketIdle {
-			delete(a.buckets, k)
-			continue
-		}
-		if oldest == "" || b.last.Before(oldestT) {
-			oldest, oldestT = k, b.last
-		}
-	}
-	if len(a.buckets) >= maxSessionBuckets {
-		delete(a.buckets, oldest)
-	}
-}
+func (a *sessionAdmission) allow(key string) bool { return a.Allow(key) }
 
 // admissionKey is the address a connection's sessions are counted
-// against: its remote IPv4 address, or IPv6 /56. A relayed connection
-// (p2p-circuit) is counted against the remote peer instead: its remote
-// address is the relay's, shared by everyone it relays, and relays bound
-// what each peer may send through them.
-func admissionKey(c network.Conn) string {
-	return addrKey(c.RemoteMultiaddr(), c.RemotePeer())
-}
-
-func addrKey(addr ma.Multiaddr, p peer.ID) string {
-	if _, err := addr.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-		return "peer/" + p.String()
-	}
-	ip, err := manet.ToIP(addr)
-	if err != nil {
-		return "peer/" + p.String()
-	}
-	if ip4 := ip.To4(); ip4 != nil {
-		return ip4.String()
-	}
-	return ip.Mask(net.CIDRMask(ipv6SubnetBits, 128)).String() + "/" + strconv.Itoa(ipv6SubnetBits)
-}
+// against (limiter.ConnKey): its remote IPv4 address or IPv6 /56, or the
+// peer on a relayed connection.
+func admissionKey(c network.Conn) string { return limiter.ConnKey(c) }
