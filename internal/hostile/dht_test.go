@@ -14,6 +14,7 @@ import (
 	"github.com/multiformats/go-multihash"
 	protobuf "google.golang.org/protobuf/proto"
 
+	"github.com/p2pshare/p2pshare/internal/node"
 	"github.com/p2pshare/p2pshare/internal/p2p"
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
@@ -38,7 +39,9 @@ func randomKey(t *testing.T) []byte {
 // arbitrary keys as a peer may store gets at most MaxProviderRecordsPerPeer
 // of them stored; an honest provider's record is still stored and found.
 func TestDHTProviderRecords(t *testing.T) {
-	victim := newNode(t, "victim", nil)
+	// The request throttle (TestDHTRequestFlood) would make 20,000
+	// requests take minutes: this test is about what is stored.
+	victim := newNode(t, "victim", func(c *node.Config) { c.DHTRequestRate = -1 })
 	honest := newNode(t, "honest", nil)
 	heapBefore := heapInUse()
 
@@ -113,4 +116,92 @@ func TestDHTProviderRecords(t *testing.T) {
 		return false
 	}
 	waitFor(t, 10*time.Second, "the honest provider's record at the victim", found)
+}
+
+// Class 7, DHT request flood: throwaway identities on one address stream
+// ADD_PROVIDER as fast as they can. The victim handles them at the
+// address's throttled rate (each stores a record, so the records count
+// the requests handled), not as fast as they come, and still answers an
+// honest peer's request on another address promptly.
+func TestDHTRequestFlood(t *testing.T) {
+	victim := newNode(t, "victim", nil)
+	honest := newAttacker(t) // a plain host on 127.0.0.1 asking honestly
+	connect(t, honest, victim)
+
+	const sybils = 6
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var attackers []peer.ID
+	begin := make(chan struct{})
+	done := make(chan struct{})
+	for range sybils {
+		a := newAttackerAt(t, "127.0.0.2")
+		connect(t, a, victim)
+		attackers = append(attackers, a.ID())
+		st, err := a.NewStream(ctx, victim.P2P.ID(), dhtID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		self := pb.RawPeerInfosToPBPeers([]peer.AddrInfo{{ID: a.ID(), Addrs: a.Addrs()}})
+		go func() {
+			defer func() { done <- struct{}{} }()
+			defer st.Reset()
+			w := msgio.NewVarintWriter(st)
+			<-begin
+			for ctx.Err() == nil {
+				m := pb.NewMessage(pb.Message_ADD_PROVIDER, randomKey(t), 0)
+				m.ProviderPeers = self
+				b, _ := protobuf.Marshal(m)
+				if w.WriteMsg(b) != nil {
+					return // reset by the victim, or the test is over
+				}
+			}
+		}()
+	}
+	close(begin)
+	start := time.Now()
+
+	// An honest GET_PROVIDERS during the flood is answered.
+	st, err := honest.NewStream(ctx, victim.P2P.ID(), dhtID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	b, _ := protobuf.Marshal(pb.NewMessage(pb.Message_GET_PROVIDERS, randomKey(t), 0))
+	asked := time.Now()
+	if err := msgio.NewVarintWriter(st).WriteMsg(b); err != nil {
+		t.Fatal(err)
+	}
+	st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := msgio.NewVarintReaderSize(st, network.MessageSizeMax).ReadMsg(); err != nil {
+		t.Fatalf("honest request not answered during the flood: %v", err)
+	}
+	t.Logf("honest request answered in %v during the flood", time.Since(asked))
+
+	// Let the flood run for a few seconds more, then count.
+	const flood = 4 * time.Second
+	if rest := flood - time.Since(start); rest > 0 {
+		<-time.After(rest) // the flood's duration, not synchronisation
+	}
+	elapsed := time.Since(start)
+	stored := 0
+	for _, a := range attackers {
+		n, _ := victim.P2P.ProviderRecords(a)
+		stored += n
+	}
+	cancel()
+	for range sybils {
+		<-done
+	}
+	// What one address may have handled: its burst and its rate over the
+	// time elapsed, with a second's margin for requests in flight.
+	addrRate := p2p.DefaultDHTRequestRate * 4
+	bound := int(float64(addrRate)*(elapsed.Seconds()+1)) + 4*1000
+	t.Logf("%d identities on one address: %d ADD_PROVIDER handled in %v (bound %d)", sybils, stored, elapsed, bound)
+	if stored > bound {
+		t.Errorf("%d requests from one address handled in %v; the throttle allows about %d", stored, elapsed, bound)
+	}
+	if stored == 0 {
+		t.Error("no request of the flood was handled: the test did not flood")
+	}
 }

@@ -54,6 +54,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
 	DHTOptions []dht.Option
+	// DHTRequestRate bounds each peer's DHT requests per second (see
+	// p2p.Config); 0 means the default, negative turns it off.
+	DHTRequestRate float64
 }
 
 // Node is a running p2pshare node.
@@ -110,18 +113,19 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 	n.P2P, err = p2p.Open(ctx, p2p.Config{
-		DataDir:      cfg.DataDir,
-		ListenAddrs:  cfg.ListenAddrs,
-		Bootstrap:    cfg.Bootstrap,
-		MDNS:         cfg.MDNS,
-		Keepalive:    cfg.Keepalive,
-		Logger:       cfg.Logger,
-		DHTOptions:   cfg.DHTOptions,
-		DHT:          cfg.DHT,
-		PortMap:      cfg.PortMap,
-		Relays:       cfg.Relays,
-		RelayService: cfg.RelayService,
-		MaxPeers:     cfg.MaxPeers,
+		DataDir:        cfg.DataDir,
+		ListenAddrs:    cfg.ListenAddrs,
+		Bootstrap:      cfg.Bootstrap,
+		MDNS:           cfg.MDNS,
+		Keepalive:      cfg.Keepalive,
+		Logger:         cfg.Logger,
+		DHTOptions:     cfg.DHTOptions,
+		DHTRequestRate: cfg.DHTRequestRate,
+		DHT:            cfg.DHT,
+		PortMap:        cfg.PortMap,
+		Relays:         cfg.Relays,
+		RelayService:   cfg.RelayService,
+		MaxPeers:       cfg.MaxPeers,
 	})
 	if err != nil {
 		return nil, err

@@ -91,6 +91,11 @@ type Config struct {
 	// DHT chooses the DHT: DHTLAN (the default) or DHTPublic.
 	DHT DHTMode
 
+	// DHTRequestRate is how many DHT requests per second one peer may
+	// send (dhtthrottle.go); 0 means DefaultDHTRequestRate, a negative
+	// value turns the throttle off.
+	DHTRequestRate float64
+
 	// PortMap asks the router for a port mapping (UPnP, NAT-PMP). Off
 	// unless set (it talks to the LAN's router; the CLI sets it).
 	PortMap bool
@@ -124,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DHT == "" {
 		c.DHT = DHTLAN
+	}
+	if c.DHTRequestRate == 0 {
+		c.DHTRequestRate = DefaultDHTRequestRate
 	}
 	if c.RelayService == "" {
 		c.RelayService = RelayAuto

@@ -63,8 +63,10 @@ type Node struct {
 	// providers is the DHT's provider datastore, which bounds the
 	// provider records others store here.
 	providers *providerLimiter
-	ps        *pubsub.PubSub
-	mdns      mdns.Service
+	// dhtThrottle bounds the rate of inbound DHT requests; nil if off.
+	dhtThrottle *dhtThrottle
+	ps          *pubsub.PubSub
+	mdns        mdns.Service
 	// relay is the relay service when started by us (RelayOn,
 	// RelayUnlimited); RelayAuto's lives inside the host.
 	relay   *relayv2.Relay
@@ -198,6 +200,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		dht.Datastore(dhtStore),
 		// The same datastore, with the bounds on others' provider records.
 		dht.ProviderDatastore(n.providers),
+	}
+	if n.dhtThrottle = newDHTThrottle(cfg.DHTRequestRate, n.log); n.dhtThrottle != nil {
+		dhtOpts = append(dhtOpts, dht.OnRequestHook(n.dhtThrottle.request))
 	}
 	switch cfg.DHT {
 	case DHTPublic:
