@@ -7,6 +7,7 @@
 #   scripts/bench.sh --nat      only the NAT lab figures (scripts/nat-bench.sh; about 5 minutes)
 #   scripts/bench.sh --hostile  only the hostile-peer figures (an honest get during each flood; a few minutes)
 #   scripts/bench.sh --api      only the local API and web UI figures (a daemon with 10,000 remote entries; 1 GiB gets; a few minutes)
+#   scripts/bench.sh --folders  only the folder figures (publish and get a tree of 10,000 x 4 KiB files and 4 x 64 MiB; a few minutes)
 #   options: --runs N (runs per figure, default 5), --keep (keep the work folder),
 #            --cpuprofile DIR (CPU profiles of the in-process parts)
 #
@@ -17,7 +18,7 @@
 # replacing the previous one; the other runs keep the NAT section as it is.
 # --hostile does the same with "## Hostile peers" (p2pbench hostile, in the
 # namespace). --api does the same with "## Local API and web UI" (p2pbench
-# api).
+# api), --folders with "## Folders" (p2pbench folder).
 set -euo pipefail
 
 MODE=quick
@@ -27,6 +28,7 @@ PROF=
 NAT=0
 HOSTILE=0
 API=0
+FOLDERS=0
 ARGS=("$@")
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -38,7 +40,8 @@ while [[ $# -gt 0 ]]; do
     --nat) NAT=1 ;;
     --hostile) HOSTILE=1 ;;
     --api) API=1 ;;
-    *) sed -n '2,20p' "$0"; exit 2 ;;
+    --folders) FOLDERS=1 ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
   esac
   shift
 done
@@ -140,6 +143,15 @@ if [[ $API = 1 ]]; then
   exit 0
 fi
 
+if [[ $FOLDERS = 1 ]]; then
+  FRUNS=3
+  [[ $RUNS != 5 ]] && FRUNS=$RUNS
+  step "folders: publish and get a tree of 10,000 x 4 KiB files in 100 folders and 4 x 64 MiB, with tar baselines x $FRUNS"
+  "$B" folder -bin "$N" -small 10000 -small-size 4KiB -dirs 100 -large 4 -large-size 64MiB -runs "$FRUNS" -work "$WORK/folder" >>"$RESULTS"
+  report_section folder "Folders"
+  exit 0
+fi
+
 if [[ $MODE = full ]]; then
   SIZES=(1GiB); BIG=4GiB; DHTN=(50 200); DISC=8; SMALL=1000
 else
@@ -181,10 +193,11 @@ CMD="bash scripts/bench.sh"
 [[ $MODE = full ]] && CMD="$CMD --full"
 [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
 echo
-# The NAT lab, hostile-peer and API figures come from --nat, --hostile and --api runs: keep them.
+# The NAT lab, hostile-peer, API and folder figures come from --nat, --hostile, --api and --folders runs: keep them.
 nat_section "$ROOT/BENCHMARKS.md" >"$WORK/nat-section.md"
 section "$ROOT/BENCHMARKS.md" "Hostile peers" >"$WORK/hostile-section.md"
 section "$ROOT/BENCHMARKS.md" "Local API and web UI" >"$WORK/api-section.md"
+section "$ROOT/BENCHMARKS.md" "Folders" >"$WORK/folder-section.md"
 "$B" report -in "$RESULTS" -out "$ROOT/BENCHMARKS.md" -mode "$MODE" -cmd "$CMD" \
   -commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   -elapsed "$(( $(date +%s) - ${P2PBENCH_START:-$(date +%s)} ))s" -notes "$ROOT/cmd/p2pbench/findings.md"
@@ -196,6 +209,9 @@ if [[ -s $WORK/hostile-section.md ]]; then
 fi
 if [[ -s $WORK/api-section.md ]]; then
   put_section "$ROOT/BENCHMARKS.md" "Local API and web UI" "$WORK/api-section.md"
+fi
+if [[ -s $WORK/folder-section.md ]]; then
+  put_section "$ROOT/BENCHMARKS.md" "Folders" "$WORK/folder-section.md"
 fi
 echo
 echo "wrote BENCHMARKS.md (raw results: bin/bench-results-$MODE.jsonl)"

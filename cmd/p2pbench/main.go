@@ -82,6 +82,7 @@ var subcommands = map[string]func(args []string) error{
 	"nat":        cmdNAT,
 	"hostile":    cmdHostile,
 	"api":        cmdAPI,
+	"folder":     cmdFolder,
 }
 
 func main() {
