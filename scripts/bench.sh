@@ -7,7 +7,7 @@
 #   scripts/bench.sh --nat      only the NAT lab figures (scripts/nat-bench.sh; about 5 minutes)
 #   scripts/bench.sh --hostile  only the hostile-peer figures (an honest get during each flood; a few minutes)
 #   scripts/bench.sh --api      only the local API and web UI figures (a daemon with 10,000 remote entries; 1 GiB gets; a few minutes)
-#   scripts/bench.sh --folders  only the folder figures (publish and get a tree of 10,000 x 4 KiB files and 4 x 64 MiB; a few minutes)
+#   scripts/bench.sh --folder   only the folder figures (publish and get a tree of 10,000 x 4 KiB files and 4 x 64 MiB; a few minutes)
 #   options: --runs N (runs per figure, default 5), --keep (keep the work folder),
 #            --cpuprofile DIR (CPU profiles of the in-process parts)
 #
@@ -18,7 +18,7 @@
 # replacing the previous one; the other runs keep the NAT section as it is.
 # --hostile does the same with "## Hostile peers" (p2pbench hostile, in the
 # namespace). --api does the same with "## Local API and web UI" (p2pbench
-# api), --folders with "## Folders" (p2pbench folder).
+# api), --folder with "## Folders" (p2pbench folder).
 set -euo pipefail
 
 MODE=quick
@@ -40,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     --nat) NAT=1 ;;
     --hostile) HOSTILE=1 ;;
     --api) API=1 ;;
-    --folders) FOLDERS=1 ;;
+    --folder|--folders) FOLDERS=1 ;;
     *) sed -n '2,21p' "$0"; exit 2 ;;
   esac
   shift
@@ -193,7 +193,7 @@ CMD="bash scripts/bench.sh"
 [[ $MODE = full ]] && CMD="$CMD --full"
 [[ $RUNS != 5 ]] && CMD="$CMD --runs $RUNS"
 echo
-# The NAT lab, hostile-peer, API and folder figures come from --nat, --hostile, --api and --folders runs: keep them.
+# The NAT lab, hostile-peer, API and folder figures come from --nat, --hostile, --api and --folder runs: keep them.
 nat_section "$ROOT/BENCHMARKS.md" >"$WORK/nat-section.md"
 section "$ROOT/BENCHMARKS.md" "Hostile peers" >"$WORK/hostile-section.md"
 section "$ROOT/BENCHMARKS.md" "Local API and web UI" >"$WORK/api-section.md"

@@ -341,7 +341,7 @@ const (
 )
 
 func folderReport(args []string) error {
-	a, raw, err := parseReportArgs("folder report", "results.jsonl", "JSON lines of p2pbench folder", "bash scripts/bench.sh --folders", args)
+	a, raw, err := parseReportArgs("folder report", "results.jsonl", "JSON lines of p2pbench folder", "bash scripts/bench.sh --folder", args)
 	if err != nil {
 		return err
 	}
