@@ -1,6 +1,11 @@
 package people
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+)
 
 // A node may say a name for itself (the --nick flag). It travels in the
 // libp2p identify protocol's agent version, which every peer already
@@ -27,4 +32,15 @@ func SaidName(agent string) string {
 		return ""
 	}
 	return nick
+}
+
+// SaidNameIn reads the name id says for itself from a peerstore (identify
+// stores the agent version there); "" if none.
+func SaidNameIn(ps peerstore.Peerstore, id peer.ID) string {
+	v, err := ps.Get(id, "AgentVersion")
+	if err != nil {
+		return ""
+	}
+	s, _ := v.(string)
+	return SaidName(s)
 }
