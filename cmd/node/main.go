@@ -269,7 +269,7 @@ func runNode(o *nodeOptions, daemon bool) error {
 	var srv *api.Server
 	if o.apiAddr != "off" {
 		srv, err = api.Start(api.Config{
-			Node: n.P2P, Share: n.Share, Transfer: n.Transfer,
+			Node: n.P2P, Share: n.Share, Transfer: n.Transfer, People: n.People,
 			DataDir: n.Config.DataDir, DownloadDir: n.Config.DownloadDir,
 			Addr: o.apiAddr, MaxConcurrentGets: o.maxGets, Version: repl.Version(), Log: logger,
 		})

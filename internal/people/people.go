@@ -47,6 +47,7 @@ var (
 	ErrTaken    = errors.New("name taken")
 	ErrNotFound = errors.New("not found")
 	ErrSelf     = errors.New("that is this node")
+	ErrNotPeer  = errors.New("a group, not a peer")
 )
 
 // Key prefixes inside the Book's (already namespaced) datastore.
@@ -358,7 +359,7 @@ func (b *Book) Resolve(word string, known []peer.ID) (peer.ID, error) {
 		return "", err
 	}
 	if t.Group != "" {
-		return "", fmt.Errorf("%q is a group, not a peer", t.Group)
+		return "", fmt.Errorf("%q is %w", t.Group, ErrNotPeer)
 	}
 	return t.Peer, nil
 }
