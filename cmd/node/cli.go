@@ -525,6 +525,9 @@ func cliPeers(ctx context.Context, cc *cli, args []string) error {
 		if p.Online {
 			state = "online"
 		}
+		if p.Blocked {
+			state = "blocked"
+		}
 		if p.LastSeen != nil {
 			seen = repl.Ago(time.Since(*p.LastSeen))
 		}
@@ -534,7 +537,14 @@ func cliPeers(ctx context.Context, cc *cli, args []string) error {
 		if link == "" {
 			link = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", short(p.PeerID), state, seen, rtt, link, p.Source)
+		label := short(p.PeerID)
+		if p.Nick != "" {
+			label = repl.TermSafe(p.Nick) + " (" + label + ")"
+		}
+		if p.Says != "" && p.Says != p.Nick {
+			label += " (says: " + repl.TermSafe(p.Says) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", label, state, seen, rtt, link, p.Source)
 	}
 	return tw.Flush()
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/p2pshare/p2pshare/internal/bbsaes"
 	"github.com/p2pshare/p2pshare/internal/node"
 	"github.com/p2pshare/p2pshare/internal/p2p"
+	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/repl"
 	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/transfer"
@@ -89,6 +90,7 @@ func nodeFlags(o *nodeOptions) *flag.FlagSet {
 	fs.StringVar(&cfg.DownloadDir, "downloads", "", "downloads folder (default <data>/downloads)")
 	fs.Var(&o.listen, "listen", "listen multiaddr (repeatable; default all interfaces, TCP and QUIC, random ports)")
 	fs.Var(&o.bootstrap, "bootstrap", "bootstrap peer multiaddr with /p2p/ID (repeatable)")
+	fs.StringVar(&cfg.Nick, "nick", "", "a name this node says for itself; peers show it as its claim, (says: NAME), never as who it is")
 	fs.BoolVar(&o.noMDNS, "no-mdns", false, "turn off LAN discovery by mDNS")
 	fs.StringVar(&o.dhtMode, "dht", o.dhtMode, "lan: p2pshare's own DHT (mDNS, bootstrap peers); public: the public IPFS DHT")
 	fs.Var(&o.relays, "relay", "circuit relay multiaddr with /p2p/ID, used when this node is not reachable (repeatable)")
@@ -201,6 +203,11 @@ func runNode(o *nodeOptions, daemon bool) error {
 	if err := checkFlags(&cfg, o.listen); err != nil {
 		return err
 	}
+	if cfg.Nick != "" {
+		if err := people.ValidName(cfg.Nick); err != nil {
+			return fmt.Errorf("--nick: %w", err)
+		}
+	}
 	if o.maxGets < 1 {
 		return fmt.Errorf("--max-concurrent-gets %d: must be at least 1", o.maxGets)
 	}
@@ -262,7 +269,7 @@ func runNode(o *nodeOptions, daemon bool) error {
 	var srv *api.Server
 	if o.apiAddr != "off" {
 		srv, err = api.Start(api.Config{
-			Node: n.P2P, Share: n.Share, Transfer: n.Transfer,
+			Node: n.P2P, Share: n.Share, Transfer: n.Transfer, People: n.People,
 			DataDir: n.Config.DataDir, DownloadDir: n.Config.DownloadDir,
 			Addr: o.apiAddr, MaxConcurrentGets: o.maxGets, Version: repl.Version(), Log: logger,
 		})
@@ -277,7 +284,7 @@ func runNode(o *nodeOptions, daemon bool) error {
 		}
 	}
 	if !daemon {
-		d := repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, DataDir: cfg.DataDir}
+		d := repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, People: n.People, DataDir: cfg.DataDir}
 		if srv != nil {
 			d.Background = backgroundGets(srv)
 		}

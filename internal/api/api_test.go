@@ -82,7 +82,7 @@ func newNode(t *testing.T, name string) *node.Node {
 func startAPI(t *testing.T, n *node.Node, maxGets int) *api.Server {
 	t.Helper()
 	s, err := api.Start(api.Config{
-		Node: n.P2P, Share: n.Share, Transfer: n.Transfer,
+		Node: n.P2P, Share: n.Share, Transfer: n.Transfer, People: n.People,
 		DataDir: n.Config.DataDir, DownloadDir: n.Config.DownloadDir,
 		Addr: "127.0.0.1:0", MaxConcurrentGets: maxGets, Version: "test",
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/shortid"
 	"github.com/p2pshare/p2pshare/internal/target"
@@ -464,33 +465,31 @@ func (s *Server) knownCIDs() []string {
 	return out
 }
 
-// minFullPeerID is the length of the shortest peer ID in text (an RSA
-// key's "Qm..." hash).
-const minFullPeerID = 46
-
-// resolvePeer reads arg as the unique prefix of a known peer (the peer
-// table, the providers of what others publish), or else as a full peer ID.
+// resolvePeer reads arg as a name given on this node, the unique prefix
+// of a known peer (the peer table, the providers of what others publish,
+// the peers named, grouped or blocked), or else a full peer ID.
 func (s *Server) resolvePeer(arg string) (peer.ID, error) {
-	var known []string
+	var known []peer.ID
 	for _, p := range s.cfg.Node.Peers().List() {
-		known = append(known, p.ID.String())
+		known = append(known, p.ID)
 	}
 	for _, e := range s.cfg.Share.Available() {
 		for _, p := range e.Providers {
-			known = append(known, p.ID.String())
+			known = append(known, p.ID)
 		}
 	}
-	full, err := matchPrefix("peer", arg, known)
-	if err == nil {
-		return peer.Decode(full)
+	var id peer.ID
+	var err error
+	if s.cfg.People != nil {
+		id, err = s.cfg.People.Resolve(arg, known)
+	} else {
+		id, err = people.ResolveID(arg, known)
 	}
-	if len(arg) >= minFullPeerID && !isAmbiguous(err) {
-		if id, derr := peer.Decode(arg); derr == nil {
-			return id, nil
-		}
+	switch {
+	case err == nil:
+		return id, nil
+	case isAmbiguous(err) || errors.Is(err, shortid.ErrEmpty) || errors.Is(err, people.ErrNotPeer):
+		return "", withStatus(http.StatusBadRequest, err)
 	}
-	if !isAmbiguous(err) {
-		err = withStatus(http.StatusNotFound, err)
-	}
-	return "", err
+	return "", withStatus(http.StatusNotFound, err)
 }

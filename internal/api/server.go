@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/p2pshare/p2pshare/internal/p2p"
+	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
@@ -37,7 +38,8 @@ type Config struct {
 	Node     *p2p.Node
 	Share    *share.Service
 	Transfer *transfer.Service
-	DataDir  string // api.token and api.addr live here
+	People   *people.Book // names, groups, blocks shown with peers; nil: none
+	DataDir  string       // api.token and api.addr live here
 	// DownloadDir is where gets save by default (shown by id).
 	DownloadDir string
 	// Addr is host:port on a loopback address (or localhost); with

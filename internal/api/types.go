@@ -8,6 +8,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/p2pshare/p2pshare/internal/p2p"
+	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
@@ -97,6 +98,12 @@ type Peer struct {
 	Link      string     `json:"link"`      // tcp, quic, relay, or "" when not connected
 	Addrs     []string   `json:"addrs"`     // as the peer gave them: not safe to print raw on a terminal
 	LastError string     `json:"last_error,omitempty"`
+	// Nick is the name this node gave the peer ("" if none); Says the name
+	// the peer gives itself, its claim only (a valid name or "").
+	Nick    string   `json:"nick,omitempty"`
+	Says    string   `json:"says,omitempty"`
+	Blocked bool     `json:"blocked,omitempty"`
+	Groups  []string `json:"groups,omitempty"` // the groups it is in here
 }
 
 // Transfer is a download the transfer service knows: running, or paused
@@ -235,6 +242,12 @@ func (s *Server) peerOf(p p2p.PeerInfo) Peer {
 	}
 	if ci, ok := s.cfg.Node.Conns(p.ID); ok {
 		out.Link = ci.Transport
+	}
+	out.Says = people.SaidNameIn(s.cfg.Node.Host().Peerstore(), p.ID)
+	if b := s.cfg.People; b != nil {
+		out.Nick, _ = b.Name(p.ID)
+		out.Blocked = b.Blocked(p.ID)
+		out.Groups = b.GroupsOf(p.ID)
 	}
 	return out
 }

@@ -17,11 +17,13 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/p2pshare/p2pshare/internal/bbsaes"
 	"github.com/p2pshare/p2pshare/internal/p2p"
+	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
@@ -51,7 +53,10 @@ type Config struct {
 	// OnChange is what happens when a published file is edited in the
 	// share folder: republished (the default) or withdrawn, peers told.
 	OnChange share.OnChange
-	Logger   *slog.Logger
+	// Nick is the name this node says for itself to its peers (a claim
+	// they show as such, never an identity); "" says none.
+	Nick   string
+	Logger *slog.Logger
 	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
 	DHTOptions []dht.Option
 	// DHTRequestRate bounds each peer's DHT requests per second (see
@@ -59,12 +64,17 @@ type Config struct {
 	DHTRequestRate float64
 }
 
+// peopleNamespace is internal/people's part of the datastore.
+const peopleNamespace = "/people"
+
 // Node is a running p2pshare node.
 type Node struct {
 	P2P      *p2p.Node
 	Share    *share.Service
 	Transfer *transfer.Service
-	Config   Config
+	// People is what the user says about peers: names, groups, blocks.
+	People *people.Book
+	Config Config
 
 	stopLiveness func()        // ends followLiveness
 	livenessDone chan struct{} // closed when followLiveness has returned
@@ -106,6 +116,13 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("BBS key: %w", err)
 	}
 
+	var agent string
+	if cfg.Nick != "" {
+		if agent, err = people.AgentVersion(cfg.Nick); err != nil {
+			return nil, fmt.Errorf("nick: %w", err)
+		}
+	}
+
 	n := &Node{Config: cfg}
 	defer func() {
 		if err != nil {
@@ -126,10 +143,22 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Relays:         cfg.Relays,
 		RelayService:   cfg.RelayService,
 		MaxPeers:       cfg.MaxPeers,
+		UserAgent:      agent,
+		// The blocks are loaded before the host starts, so a blocked peer
+		// is refused from the first connection.
+		GaterFromDatastore: func(ds datastore.Batching) (connmgr.ConnectionGater, error) {
+			var err error
+			n.People, err = people.Open(ctx, namespace.Wrap(ds, datastore.NewKey(peopleNamespace)), "")
+			if err != nil {
+				return nil, err
+			}
+			return n.People.Gater(), nil
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
+	n.People.SetSelf(n.P2P.ID())
 	peers := n.P2P.Peers()
 	n.Share, err = share.New(ctx, share.Config{
 		Network: share.HostNetwork(n.P2P.Host(), func(id peer.ID) bool {
@@ -146,12 +175,23 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 			_, ok := peers.Get(id)
 			return ok
 		},
+		Hidden:   n.People.Blocked,
 		OnChange: cfg.OnChange,
 		Logger:   cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
+	n.People.SetHooks(people.Hooks{
+		Blocked: func(id peer.ID) {
+			n.P2P.Host().Network().ClosePeer(id)
+			n.Share.DropPeer(id)
+		},
+		Forgotten: func(id peer.ID) {
+			n.P2P.Forget(id)
+			n.Share.DropPeer(id)
+		},
+	})
 	n.Transfer, err = transfer.New(transfer.Config{
 		Host:        n.P2P.Host(),
 		Source:      n.Share.Library,

@@ -23,6 +23,12 @@ import (
 // in a test and keeps it fast.
 func openNodes(t *testing.T, n int) []*Node {
 	t.Helper()
+	return openNodesWith(t, n, nil)
+}
+
+// openNodesWith is openNodes with edit applied to node i's Config.
+func openNodesWith(t *testing.T, n int, edit func(i int, c *Config)) []*Node {
+	t.Helper()
 	root := t.TempDir()
 	keyPath := filepath.Join(root, "bbs.key")
 	if _, err := bbsaes.LoadOrGenerateKey(keyPath, 2048); err != nil {
@@ -41,7 +47,7 @@ func openNodes(t *testing.T, n int) []*Node {
 		if err := os.WriteFile(filepath.Join(dir, "bbs.key"), key, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		nd, err := Open(context.Background(), Config{
+		cfg := Config{
 			DataDir:     dir,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			Keepalive:   -1,
@@ -52,7 +58,11 @@ func openNodes(t *testing.T, n int) []*Node {
 			// lookup in this sparse, never-refreshed ring walks on to the
 			// true closest peers instead of stopping at a local minimum.
 			DHTOptions: []dht.Option{dht.DisableAutoRefresh(), dht.BucketSize(4), dht.Resiliency(n + 2)},
-		})
+		}
+		if edit != nil {
+			edit(i, &cfg)
+		}
+		nd, err := Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,10 +2,15 @@ package p2p
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 
+	"github.com/ipfs/go-datastore"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/multiformats/go-multiaddr"
 
@@ -83,6 +88,16 @@ type Config struct {
 	// refuse any non-loopback dial.
 	ConnectionGater connmgr.ConnectionGater
 
+	// GaterFromDatastore, if set, is called once the datastore is open and
+	// before the host starts, so a gater whose state is kept there (the
+	// blocked peers) refuses connections from the first one. Its gater is
+	// installed along with ConnectionGater: both must allow a connection.
+	GaterFromDatastore func(datastore.Batching) (connmgr.ConnectionGater, error)
+
+	// UserAgent, if set, replaces libp2p's agent version in identify (a
+	// node says a name for itself there; see internal/people).
+	UserAgent string
+
 	// DHTOptions are appended to the node's own DHT options (server mode,
 	// protocol prefix, datastore, bootstrap peers), so tests can add
 	// dht.DisableAutoRefresh() and the like.
@@ -140,4 +155,32 @@ func (c Config) withDefaults() Config {
 		c.BulkProtocols = []protocol.ID{proto.FetchID}
 	}
 	return c
+}
+
+// allGaters allows a connection only if every gater does.
+type allGaters []connmgr.ConnectionGater
+
+func (gs allGaters) InterceptPeerDial(p peer.ID) bool {
+	return !slices.ContainsFunc(gs, func(g connmgr.ConnectionGater) bool { return !g.InterceptPeerDial(p) })
+}
+
+func (gs allGaters) InterceptAddrDial(p peer.ID, a multiaddr.Multiaddr) bool {
+	return !slices.ContainsFunc(gs, func(g connmgr.ConnectionGater) bool { return !g.InterceptAddrDial(p, a) })
+}
+
+func (gs allGaters) InterceptAccept(c network.ConnMultiaddrs) bool {
+	return !slices.ContainsFunc(gs, func(g connmgr.ConnectionGater) bool { return !g.InterceptAccept(c) })
+}
+
+func (gs allGaters) InterceptSecured(d network.Direction, p peer.ID, c network.ConnMultiaddrs) bool {
+	return !slices.ContainsFunc(gs, func(g connmgr.ConnectionGater) bool { return !g.InterceptSecured(d, p, c) })
+}
+
+func (gs allGaters) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
+	for _, g := range gs {
+		if ok, reason := g.InterceptUpgraded(c); !ok {
+			return false, reason
+		}
+	}
+	return true, 0
 }

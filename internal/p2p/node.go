@@ -161,8 +161,22 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		libp2p.ConnectionManager(cm),
 	}
 	opts = append(opts, n.reachOptions(relays)...)
+	var gaters allGaters
 	if cfg.ConnectionGater != nil {
-		opts = append(opts, libp2p.ConnectionGater(cfg.ConnectionGater))
+		gaters = append(gaters, cfg.ConnectionGater)
+	}
+	if cfg.GaterFromDatastore != nil {
+		g, err := cfg.GaterFromDatastore(n.ds)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: %w", err)
+		}
+		gaters = append(gaters, g)
+	}
+	if len(gaters) > 0 {
+		opts = append(opts, libp2p.ConnectionGater(gaters))
+	}
+	if cfg.UserAgent != "" {
+		opts = append(opts, libp2p.UserAgent(cfg.UserAgent))
 	}
 	n.host, err = libp2p.New(opts...) // on error, libp2p closes rm and cm
 	if err != nil {
@@ -379,6 +393,25 @@ func (n *Node) Connect(ctx context.Context, addr multiaddr.Multiaddr) (peer.ID, 
 	n.peers.observe(ai.ID, n.connectedAddrs(ai.ID, ai.Addrs), SourceManual)
 	n.peers.markOnline(ai.ID, 0)
 	return ai.ID, nil
+}
+
+// Forget drops everything the network layer keeps about id: its
+// connections, its peer-table row, its addresses and keys in the
+// peerstore, its place in the DHT routing table. It reports whether the
+// peer had a row. Met again, it comes back as a new peer.
+func (n *Node) Forget(id peer.ID) bool {
+	if id == n.host.ID() {
+		return false
+	}
+	// Disconnect first, so an identify in flight does not write the row
+	// back after it is removed.
+	n.host.Network().ClosePeer(id)
+	if n.dht != nil {
+		n.dht.RoutingTable().RemovePeer(id)
+	}
+	n.host.Peerstore().RemovePeer(id)
+	n.host.Peerstore().ClearAddrs(id)
+	return n.peers.Remove(id)
 }
 
 // connectedAddrs is what Connect records for id: the peerstore's addresses

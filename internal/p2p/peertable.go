@@ -110,7 +110,7 @@ const (
 	PeerOnline                       // Online went false -> true
 	PeerOffline                      // Online went true -> false
 	PeerUpdated                      // addresses or source changed
-	PeerRemoved                      // evicted to make room (the table is full)
+	PeerRemoved                      // evicted to make room (the table is full), or forgotten (Remove)
 )
 
 func (k EventKind) String() string {
@@ -386,6 +386,24 @@ func (t *PeerTable) evictLocked() {
 	t.log.Debug("peer table full: evicted", "peer", victim.ID, "online", victim.Online,
 		"last_seen", victim.LastSeen, "source", victim.Source)
 	t.notifyLocked(PeerEvent{Kind: PeerRemoved, Peer: victim.clone()})
+}
+
+// Remove deletes id's row from the table and the datastore, and reports
+// whether there was one. Subscribers get PeerRemoved. A peer that is met
+// again later gets a new row, as a stranger would.
+func (t *PeerTable) Remove(id peer.ID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.peers[id]
+	if !ok || t.closed {
+		return false
+	}
+	delete(t.peers, id)
+	if err := t.ds.Delete(context.Background(), peerKey(id)); err != nil {
+		t.log.Warn("peer table: delete forgotten row", "peer", id, "err", err)
+	}
+	t.notifyLocked(PeerEvent{Kind: PeerRemoved, Peer: p.clone()})
+	return true
 }
 
 // changedForStorage reports whether a row differs from its stored form

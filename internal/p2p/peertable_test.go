@@ -149,3 +149,34 @@ func TestPeerTableSubscribeNeverBlocks(t *testing.T) {
 		t.Fatalf("Len = %d", pt.Len())
 	}
 }
+
+// TestPeerTableRemovePersists: a removed row is gone from the table, its
+// subscribers hear of it, and it does not come back on reload.
+func TestPeerTableRemovePersists(t *testing.T) {
+	ds := dssync.MutexWrap(datastore.NewMapDatastore())
+	pt := newTable(t, ds)
+	gone, kept := newID(t), newID(t)
+	pt.observe(gone, nil, SourceManual)
+	pt.observe(kept, nil, SourceManual)
+	events, stop := pt.Subscribe()
+	defer stop()
+	if !pt.Remove(gone) {
+		t.Fatal("Remove of a present row reported none")
+	}
+	if pt.Remove(gone) {
+		t.Error("Remove twice reported a row")
+	}
+	if ev := <-events; ev.Kind != PeerRemoved || ev.Peer.ID != gone {
+		t.Errorf("event %v %s, want removed %s", ev.Kind, ev.Peer.ID, gone)
+	}
+	if err := pt.close(); err != nil {
+		t.Fatal(err)
+	}
+	re := newTable(t, ds)
+	if _, ok := re.Get(gone); ok {
+		t.Error("removed row came back on reload")
+	}
+	if _, ok := re.Get(kept); !ok {
+		t.Error("the other row was lost")
+	}
+}

@@ -67,7 +67,15 @@ func commands() []*command {
 		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER] [--bg]", help: "download a file from its providers (a ticket's publisher first), verified against its CID; never overwrites", run: cmdGet, complete: remoteNames},
 		{name: "transfers", usage: "transfers [--wide]", help: "list running and paused downloads", run: cmdTransfers},
 		{name: "cancel", usage: "cancel CID", help: "stop a download and remove its partial data", run: cmdCancel, complete: transferCIDs},
-		{name: "peers", usage: "peers [--refresh] [--wide]", help: "list every peer ever seen: online or offline, last seen, round-trip time, how it was found", run: cmdPeers},
+		{name: "peers", usage: "peers [--refresh] [--wide]", help: "list every peer ever seen, by its name if it has one: online, offline or blocked, last seen, round-trip time, how it was found; (says: NAME) is the name a peer gives itself, its claim only", run: cmdPeers},
+		{name: "name", usage: "name PEER NICK", help: "give a peer a name on this node (yours only, never sent): every command that takes a peer then takes the name, and listings show it first. One word: a letter, then letters, digits, - _ . Names and groups share one namespace", run: cmdName, complete: peerWords},
+		{name: "unname", usage: "unname NICK", help: "remove a name given with name", run: cmdUnname, complete: peerWords},
+		{name: "block", usage: "block PEER", help: "refuse the peer's connections both ways, close the open ones and hide its files, until unblock (kept across restarts)", run: cmdBlock, complete: peerWords},
+		{name: "unblock", usage: "unblock PEER", help: "let a blocked peer connect again", run: cmdUnblock, complete: peerWords},
+		{name: "blocked", usage: "blocked [--wide]", help: "list the blocked peers", run: cmdBlocked},
+		{name: "forget", usage: "forget PEER", help: "drop everything this node knows about a peer: its row in peers, its name, its groups, its files in available (a block stays: unblock lets it in). If it connects again it comes back as a stranger", run: cmdForget, complete: peerWords},
+		{name: "group", usage: "group create NAME | add NAME PEER... | rm NAME PEER... | delete NAME", help: "make and change groups of peers (kept across restarts; a group cannot take a peer's name, nor a peer a group's)", run: cmdGroup, complete: groupWords},
+		{name: "groups", usage: "groups [--wide]", help: "list the groups and their members", run: cmdGroups},
 		{name: "id", usage: "id", help: "show this node's peer ID, reachability (public, private), relay reservations and addresses", run: cmdID},
 		{name: "share", usage: "share NAME|CID", help: "print a ticket for a published file: one line that lets anyone get it, beyond the LAN too (get TICKET)", run: cmdShare, complete: publishedNames},
 		{name: "connect", usage: "connect MULTIADDR", help: "connect to a peer by address (for peers beyond the LAN)", run: cmdConnect},
@@ -364,9 +372,8 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 	}
 	var from []peer.ID
 	if len(fromArgs) > 0 {
-		known := c.r.knownPeers()
 		for _, s := range fromArgs {
-			id, err := resolvePeer(s, known)
+			id, err := c.r.resolvePeer(s)
 			if err != nil {
 				return fmt.Errorf("--from: %w", err)
 			}

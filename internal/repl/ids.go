@@ -4,6 +4,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/shortid"
 	"github.com/p2pshare/p2pshare/internal/ticket"
 )
@@ -38,24 +39,19 @@ func resolveCID(s string, known []cid.Cid) (cid.Cid, error) {
 	return cid.Undef, err
 }
 
-// minFullPeerID is the length of the shortest peer ID in text (an RSA
-// key's "Qm..." hash): peer.Decode accepts some shorter strings, such as
-// a 12-character prefix, as IDs of their own.
-const minFullPeerID = 46
-
 // resolvePeer reads s as the unique prefix of one of known, or else as a
-// full peer ID.
+// full peer ID (no names: REPL.resolvePeer reads those too).
 func resolvePeer(s string, known []peer.ID) (peer.ID, error) {
-	full, err := matchPrefix("peer", s, peerStrings(known))
-	if err == nil {
-		return peer.Decode(full)
+	return people.ResolveID(s, known)
+}
+
+// resolvePeer reads a word typed for a peer: a name given on this node,
+// a unique prefix of a peer it knows, or a full peer ID.
+func (r *REPL) resolvePeer(s string) (peer.ID, error) {
+	if r.d.People == nil {
+		return resolvePeer(s, r.knownPeers())
 	}
-	if len(s) >= minFullPeerID && !isAmbiguous(err) {
-		if id, derr := peer.Decode(s); derr == nil {
-			return id, nil
-		}
-	}
-	return "", err
+	return r.d.People.Resolve(s, r.knownPeers())
 }
 
 func cidStrings(cs []cid.Cid) []string {
@@ -91,9 +87,13 @@ func (r *REPL) knownCIDs() []cid.Cid {
 }
 
 // knownPeers is every peer this node can name: its peer table, the
-// providers of what others publish, and itself.
+// providers of what others publish, itself, and the peers it has named,
+// grouped or blocked.
 func (r *REPL) knownPeers() []peer.ID {
 	out := []peer.ID{r.d.Node.Host().ID()}
+	if r.d.People != nil {
+		out = append(out, r.d.People.IDs()...)
+	}
 	for _, p := range r.d.Node.Peers().List() {
 		out = append(out, p.ID)
 	}
@@ -111,7 +111,36 @@ func (c *call) cidFmt(wide bool) func(cid.Cid) string {
 	return func(id cid.Cid) string { return f(id.String()) }
 }
 
+// peerFmt prints a peer as its name on this node, if it has one, then its
+// ID: "alice (12D3KooWabcd)".
 func (c *call) peerFmt(wide bool) func(peer.ID) string {
 	f := shortener(peerStrings(c.r.knownPeers()), minShortPeer, wide)
-	return func(id peer.ID) string { return f(id.String()) }
+	var names map[peer.ID]string
+	if c.r.d.People != nil {
+		names = c.r.d.People.Names()
+	}
+	return func(id peer.ID) string {
+		if n, ok := names[id]; ok {
+			// Names are checked when given; escaped anyway, as every
+			// stored string is before it reaches the terminal.
+			return termSafe(n) + " (" + f(id.String()) + ")"
+		}
+		return f(id.String())
+	}
+}
+
+// saysOf is what a peer says its name is, as shown: "(says: bob)", or ""
+// when it says none or says the name this node gave it. It is the
+// peer's claim, never used to find it.
+func (c *call) saysOf(id peer.ID) string {
+	said := people.SaidNameIn(c.r.d.Node.Host().Peerstore(), id)
+	if said == "" {
+		return ""
+	}
+	if c.r.d.People != nil {
+		if n, ok := c.r.d.People.Name(id); ok && n == said {
+			return ""
+		}
+	}
+	return "(says: " + termSafe(said) + ")"
 }

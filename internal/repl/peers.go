@@ -54,7 +54,14 @@ func cmdPeers(ctx context.Context, c *call, args []string) error {
 		if len(p.Addrs) > 0 {
 			addr = termSafe(p.Addrs[0].String())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(p.ID), state, seen, rtt, c.linkOf(p.ID), p.Source, addr)
+		if c.r.d.People != nil && c.r.d.People.Blocked(p.ID) {
+			state = "blocked"
+		}
+		label := short(p.ID)
+		if says := c.saysOf(p.ID); says != "" {
+			label += " " + says
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", label, state, seen, rtt, c.linkOf(p.ID), p.Source, addr)
 	}
 	return tw.Flush()
 }
@@ -128,7 +135,7 @@ func cmdWait(ctx context.Context, c *call, args []string) error {
 		}
 		cond = func() bool { return strings.HasPrefix(reachName(c.r.d.Node.Reachability()), arg) }
 	case "online", "offline":
-		id, err := resolvePeer(arg, c.r.knownPeers())
+		id, err := c.r.resolvePeer(arg)
 		if err != nil {
 			return err
 		}
@@ -248,9 +255,7 @@ func remoteNames(r *REPL, args []string, partial string) []string {
 		case "-o":
 			return nil
 		case "--from":
-			ps := peerStrings(r.knownPeers()[1:])
-			slices.Sort(ps)
-			return slices.Compact(ps)
+			return peerWords(r, nil, "")
 		}
 	}
 	var names, cids []string

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/p2pshare/p2pshare/internal/p2p"
+	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/transfer"
 )
@@ -35,7 +36,10 @@ type Deps struct {
 	Node     *p2p.Node
 	Share    *share.Service
 	Transfer *transfer.Service
-	DataDir  string
+	// People are the node's names, groups and blocks; nil: peers are
+	// taken by ID only and the commands on them say so.
+	People  *people.Book
+	DataDir string
 	// Log gets what is too detailed for the prompt (the full dial errors
 	// of connect); default slog.Default().
 	Log *slog.Logger

@@ -52,8 +52,9 @@ type Directory struct {
 	local           localIndex // set by start
 	topic           Topic      // nil: no announcements
 
-	ds    datastore.Batching // announcement marks (marks.go)
-	known func(peer.ID) bool // Config.Known; nil: none
+	ds     datastore.Batching // announcement marks (marks.go)
+	known  func(peer.ID) bool // Config.Known; nil: none
+	hidden func(peer.ID) bool // Config.Hidden; nil: none
 
 	remote      remoteView
 	rejected    atomic.Int64 // announcements the validator refused as malformed or unsigned
@@ -84,6 +85,7 @@ func newDirectory(cfg Config, log *slog.Logger) *Directory {
 		catalogInterval: cfg.CatalogInterval,
 		ds:              cfg.Datastore,
 		known:           cfg.Known,
+		hidden:          cfg.Hidden,
 		pulling:         make(map[peer.ID]bool),
 		pullSem:         make(chan struct{}, maxConcurrentPulls),
 	}
@@ -219,14 +221,15 @@ type senderSnapshot struct {
 	entries []Entry
 }
 
-// snapshot copies the remote entries, leaving our own ID out.
+// snapshot copies the remote entries, leaving our own ID and hidden
+// peers out.
 func (d *Directory) snapshot() map[peer.ID]senderSnapshot {
 	rv := &d.remote
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	out := make(map[peer.ID]senderSnapshot, len(rv.peers))
 	for p, pc := range rv.peers {
-		if p == d.net.ID() || len(pc.entries) == 0 {
+		if p == d.net.ID() || len(pc.entries) == 0 || d.hidden != nil && d.hidden(p) {
 			continue
 		}
 		es := make([]Entry, 0, len(pc.entries))
@@ -441,6 +444,15 @@ func (d *Directory) Resolve(nameOrCID string) (Remote, error) {
 	}
 	return Remote{}, fmt.Errorf("resolve %q: %w: %d different files have that name; use a CID:%s",
 		nameOrCID, ErrAmbiguous, len(matches), b.String())
+}
+
+// DropPeer forgets what p publishes, as far as this node knows (a
+// blocked or forgotten peer); a later catalog pull or announcement
+// brings it back unless Config.Hidden hides it.
+func (d *Directory) DropPeer(p peer.ID) {
+	d.remote.mu.Lock()
+	defer d.remote.mu.Unlock()
+	d.remote.dropPeer(p)
 }
 
 // Providers lists the peers known (from catalogs and announcements) to

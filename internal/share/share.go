@@ -41,6 +41,9 @@ type Config struct {
 	// announcements fill the budget. nil: only peers seen connected have
 	// that standing.
 	Known func(peer.ID) bool
+	// Hidden reports whether a peer's files are hidden (it is blocked):
+	// they are left out of every listing and lookup. nil: none.
+	Hidden func(peer.ID) bool
 	// OnChange is what the Library does when a published file changes
 	// on disk; "" is OnChangeRepublish.
 	OnChange OnChange
