@@ -50,10 +50,12 @@ type outcome struct {
 }
 
 // rank orders definitive answers by how much they tell the user: a wrong
-// code first (it is the user's to fix), then the invitation's state.
+// code first (it is the user's to fix), then the invitation's state, then
+// a refusal to try now. A rate-limited peer is not asked again in the same
+// Accept: asking again would only keep it refusing.
 var rank = map[Status]int{
-	Status_WRONG_CODE: 6, Status_NO_ATTEMPTS: 5, Status_USED: 4,
-	Status_EXPIRED: 3, Status_CANCELED: 2, Status_BAD_REQUEST: 1,
+	Status_WRONG_CODE: 7, Status_NO_ATTEMPTS: 6, Status_USED: 5,
+	Status_EXPIRED: 4, Status_CANCELED: 3, Status_BAD_REQUEST: 2, Status_BUSY: 1,
 }
 
 // Accept looks for the inviter of code, proves to it that this node knows
@@ -80,7 +82,6 @@ func (s *Service) Accept(ctx context.Context, code, nick string) (AcceptResult, 
 	var (
 		best    outcome // the most telling definitive answer
 		lastErr error   // the last broken exchange
-		busy    bool
 	)
 	try := func(ai peer.AddrInfo, dial bool) bool {
 		done[ai.ID] = true
@@ -93,9 +94,6 @@ func (s *Service) Accept(ctx context.Context, code, nick string) (AcceptResult, 
 			}
 		case o.status == Status_OK:
 			return true
-		case o.status == Status_BUSY:
-			busy = true
-			delete(done, ai.ID)
 		case rank[o.status] > rank[best.status]:
 			best = o
 		}
@@ -120,10 +118,7 @@ func (s *Service) Accept(ctx context.Context, code, nick string) (AcceptResult, 
 		}
 		select {
 		case <-ctx.Done():
-			switch {
-			case busy:
-				return AcceptResult{}, fmt.Errorf("invitation %s: %w: try again in a minute", c.Nameplate, ErrBusy)
-			case lastErr != nil:
+			if lastErr != nil {
 				return AcceptResult{}, fmt.Errorf("invitation %s: %w (last failure: %v)", c.Nameplate, ErrNotFound, lastErr)
 			}
 			return AcceptResult{}, fmt.Errorf("invitation %s: %w among connected peers or on the DHT: is the inviter's node running and connected, and the number right?", c.Nameplate, ErrNotFound)
@@ -167,6 +162,8 @@ func acceptError(np string, o outcome) error {
 		return fmt.Errorf("invitation %s: %w: ask for a new code", np, ErrExpired)
 	case Status_CANCELED:
 		return fmt.Errorf("invitation %s: %w", np, ErrCanceled)
+	case Status_BUSY:
+		return fmt.Errorf("invitation %s: %w: try again in a minute", np, ErrBusy)
 	}
 	return fmt.Errorf("invitation %s: the inviter refused the request (%v)", np, o.status)
 }

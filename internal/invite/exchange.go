@@ -59,11 +59,6 @@ func (s *Service) handle(st network.Stream) {
 		}
 		return true
 	}
-	if !s.allowPeer(remote) {
-		reply(&Reply{Status: Status_BUSY})
-		st.Close()
-		return
-	}
 	r := pbio.NewDelimitedReader(st, maxMsgSize)
 	var hello Hello
 	if err := readMsg(r, &hello); err != nil {
@@ -77,7 +72,7 @@ func (s *Service) handle(st network.Stream) {
 		st.Close()
 		return
 	}
-	inv, status, left := s.begin(np)
+	inv, status, left := s.begin(np, remote)
 	if status != Status_OK {
 		reply(&Reply{Status: status, AttemptsLeft: uint32(left)})
 		st.Close()
@@ -135,10 +130,12 @@ func (s *Service) handle(st network.Stream) {
 	s.welcome(inv, remote)
 }
 
-// begin starts an attempt at the invitation with nameplate np: it checks
-// the invitation's state and the global rate limit, and counts the
-// attempt. It returns the status to answer and the attempts left.
-func (s *Service) begin(np string) (*invitation, Status, int) {
+// begin starts p's attempt at the invitation with nameplate np: it checks
+// the invitation's state and the rate limits, and counts the attempt. It
+// returns the status to answer and the attempts left. Answering with the
+// invitation's state is cheap and tells nothing secret, so only PAKE runs
+// are rate limited.
+func (s *Service) begin(np string, p peer.ID) (*invitation, Status, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.now()
@@ -163,7 +160,7 @@ func (s *Service) begin(np string) (*invitation, Status, int) {
 	if inv.AttemptsLeft == 0 {
 		return nil, Status_NO_ATTEMPTS, 0
 	}
-	if !s.global.AllowN(now, 1) {
+	if !s.allowPeerLocked(p, now) || !s.global.AllowN(now, 1) {
 		return nil, Status_BUSY, inv.AttemptsLeft
 	}
 	inv.AttemptsLeft--

@@ -78,11 +78,10 @@ const (
 	// maxConcurrent bounds the exchanges the inviter runs at once; more
 	// are reset.
 	maxConcurrent = 8
-	// Rate limits of the inviter. Per peer, on every stream: a burst of
-	// 3, then one every 5 s. Globally, on PAKE runs against a pending
-	// invitation: a burst of 10, then one a second. Peer IDs are free to
-	// make, so the global limit is the one that bounds a guesser; the
-	// attempts per code bound it further.
+	// Rate limits of the inviter's PAKE runs. Per peer: a burst of 3,
+	// then one every 5 s. Globally: a burst of 10, then one a second.
+	// Peer IDs are free to make, so the global limit is the one that
+	// bounds a guesser; the attempts per code bound it further.
 	peerRate    = rate.Limit(1.0 / 5)
 	peerBurst   = 3
 	globalRate  = rate.Limit(1)
@@ -360,11 +359,8 @@ func (s *Service) endLocked(inv *invitation, st State) {
 	s.log.Info("invitation ended", "nameplate", inv.Nameplate, "state", st, "peer", inv.Peer)
 }
 
-// allowPeer applies the per-peer rate limit to one incoming stream.
-func (s *Service) allowPeer(p peer.ID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.cfg.now()
+// allowPeerLocked applies the per-peer rate limit to one PAKE run.
+func (s *Service) allowPeerLocked(p peer.ID, now time.Time) bool {
 	lim, ok := s.peerLim[p]
 	if !ok {
 		if len(s.peerLim) >= maxLimitedPeers {

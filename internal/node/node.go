@@ -17,10 +17,12 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/p2pshare/p2pshare/internal/bbsaes"
+	"github.com/p2pshare/p2pshare/internal/invite"
 	"github.com/p2pshare/p2pshare/internal/p2p"
 	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/transfer"
@@ -61,6 +63,7 @@ type Node struct {
 	P2P      *p2p.Node
 	Share    *share.Service
 	Transfer *transfer.Service
+	Invite   *invite.Service
 	Config   Config
 
 	stopLiveness func()        // ends followLiveness
@@ -161,6 +164,15 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.Invite, err = invite.New(invite.Config{
+		Host:    n.P2P.Host(),
+		Routing: n.P2P.DHT(),
+		Record:  n.recordInvited,
+		Logger:  cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
 	events, stop := peers.Subscribe()
 	n.stopLiveness, n.livenessDone = stop, make(chan struct{})
 	go n.followLiveness(events)
@@ -205,6 +217,18 @@ func (n *Node) followLiveness(events <-chan p2p.PeerEvent) {
 	}
 }
 
+// recordInvited records a peer an invitation brought as added by hand
+// (valued: kept when the table is full), over the connection the
+// invitation used, which may be a limited relayed one.
+func (n *Node) recordInvited(ctx context.Context, p peer.ID) error {
+	addr, err := multiaddr.NewMultiaddr("/p2p/" + p.String())
+	if err != nil {
+		return err
+	}
+	_, err = n.P2P.Connect(network.WithAllowLimitedConn(ctx, "p2pshare-invite"), addr)
+	return err
+}
+
 // livenessGrace is how long a peer that fails keepalive may go without
 // moving file bytes before it is disconnected.
 const livenessGrace = 10 * time.Second
@@ -215,6 +239,9 @@ func (n *Node) Close() error {
 	if n.stopLiveness != nil {
 		n.stopLiveness()
 		<-n.livenessDone
+	}
+	if n.Invite != nil {
+		errs = append(errs, n.Invite.Close())
 	}
 	if n.Transfer != nil {
 		errs = append(errs, n.Transfer.Close())
