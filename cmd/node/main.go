@@ -277,7 +277,7 @@ func runNode(o *nodeOptions, daemon bool) error {
 		}
 	}
 	if !daemon {
-		d := repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, DataDir: cfg.DataDir}
+		d := repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, Invites: n.Invite, DataDir: cfg.DataDir}
 		if srv != nil {
 			d.Background = backgroundGets(srv)
 		}

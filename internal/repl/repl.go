@@ -25,6 +25,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"golang.org/x/term"
 
+	"github.com/p2pshare/p2pshare/internal/invite"
 	"github.com/p2pshare/p2pshare/internal/p2p"
 	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/transfer"
@@ -35,7 +36,10 @@ type Deps struct {
 	Node     *p2p.Node
 	Share    *share.Service
 	Transfer *transfer.Service
-	DataDir  string
+	// Invites runs invitations (invite, accept, invites); nil: those
+	// commands say they are not available.
+	Invites *invite.Service
+	DataDir string
 	// Log gets what is too detailed for the prompt (the full dial errors
 	// of connect); default slog.Default().
 	Log *slog.Logger
