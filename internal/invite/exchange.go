@@ -44,14 +44,14 @@ func readMsg(r pbio.Reader, m gproto.Message) error {
 // handle is the inviter's side of the exchange.
 func (s *Service) handle(st network.Stream) {
 	remote := st.Conn().RemotePeer()
-	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
-	default:
+	if !s.enter(remote) {
 		st.Reset()
 		return
 	}
-	st.SetDeadline(time.Now().Add(exchangeTimeout))
+	defer s.leave(remote)
+	// A Hello is sent at once: a peer that holds a slot without sending
+	// one loses it soon.
+	st.SetDeadline(time.Now().Add(helloTimeout))
 	reply := func(m gproto.Message) bool {
 		if err := proto.WriteMsg(st, m); err != nil {
 			st.Reset()
@@ -72,6 +72,7 @@ func (s *Service) handle(st network.Stream) {
 		st.Close()
 		return
 	}
+	st.SetDeadline(time.Now().Add(exchangeTimeout))
 	inv, status, left := s.begin(np, remote)
 	if status != Status_OK {
 		reply(&Reply{Status: status, AttemptsLeft: uint32(left)})
@@ -128,6 +129,29 @@ func (s *Service) handle(st network.Stream) {
 	reply(&Result{Status: Status_OK})
 	st.Close()
 	s.welcome(inv, remote)
+}
+
+// enter takes one of the exchange slots for p: at most maxConcurrent in
+// all and maxPerPeer for one peer, so one peer's idle streams cannot
+// keep the others out.
+func (s *Service) enter(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active >= maxConcurrent || s.activeBy[p] >= maxPerPeer {
+		return false
+	}
+	s.active++
+	s.activeBy[p]++
+	return true
+}
+
+func (s *Service) leave(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.activeBy[p]--; s.activeBy[p] == 0 {
+		delete(s.activeBy, p)
+	}
 }
 
 // begin starts p's attempt at the invitation with nameplate np: it checks

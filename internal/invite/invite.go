@@ -75,9 +75,12 @@ const (
 	maxMsgSize = 4 << 10
 	// exchangeTimeout bounds one stream, both sides.
 	exchangeTimeout = 20 * time.Second
-	// maxConcurrent bounds the exchanges the inviter runs at once; more
-	// are reset.
-	maxConcurrent = 8
+	// helloTimeout bounds the wait for the first message.
+	helloTimeout = 5 * time.Second
+	// maxConcurrent bounds the exchanges the inviter runs at once, and
+	// maxPerPeer those with one peer; more are reset.
+	maxConcurrent = 16
+	maxPerPeer    = 2
 	// Rate limits of the inviter's PAKE runs. Per peer: a burst of 3,
 	// then one every 5 s. Globally: a burst of 10, then one a second.
 	// Peer IDs are free to make, so the global limit is the one that
@@ -171,7 +174,9 @@ type Service struct {
 	invites map[string]*invitation // by nameplate
 	peerLim map[peer.ID]*rate.Limiter
 	global  *rate.Limiter
-	sem     chan struct{}
+	// active counts running exchanges, activeBy per peer.
+	active   int
+	activeBy map[peer.ID]int
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -202,12 +207,12 @@ func New(cfg Config) (*Service, error) {
 		cfg.acceptRound = acceptRound
 	}
 	s := &Service{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		invites: map[string]*invitation{},
-		peerLim: map[peer.ID]*rate.Limiter{},
-		global:  rate.NewLimiter(cfg.globalRate, cfg.globalBurst),
-		sem:     make(chan struct{}, maxConcurrent),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		invites:  map[string]*invitation{},
+		peerLim:  map[peer.ID]*rate.Limiter{},
+		global:   rate.NewLimiter(cfg.globalRate, cfg.globalBurst),
+		activeBy: map[peer.ID]int{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	cfg.Host.SetStreamHandler(proto.InviteID, s.handle)
