@@ -284,7 +284,7 @@ func runNode(o *nodeOptions, daemon bool) error {
 		}
 	}
 	if !daemon {
-		d := repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, People: n.People, DataDir: cfg.DataDir}
+		d := repl.Deps{Node: n.P2P, Share: n.Share, Transfer: n.Transfer, People: n.People, Invites: n.Invite, DataDir: cfg.DataDir}
 		if srv != nil {
 			d.Background = backgroundGets(srv)
 		}

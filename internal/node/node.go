@@ -18,10 +18,12 @@ import (
 	"github.com/ipfs/go-datastore/namespace"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/p2pshare/p2pshare/internal/bbsaes"
+	"github.com/p2pshare/p2pshare/internal/invite"
 	"github.com/p2pshare/p2pshare/internal/p2p"
 	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/share"
@@ -74,6 +76,7 @@ type Node struct {
 	Transfer *transfer.Service
 	// People is what the user says about peers: names, groups, blocks.
 	People *people.Book
+	Invite *invite.Service
 	Config Config
 
 	stopLiveness func()        // ends followLiveness
@@ -205,6 +208,18 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.Invite, err = invite.New(invite.Config{
+		Host:    n.P2P.Host(),
+		Routing: n.P2P.DHT(),
+		Record:  n.recordInvited,
+		// An accepted invitation names the peer and puts it in the
+		// invitation's group.
+		Contacts: n.People,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
 	events, stop := peers.Subscribe()
 	n.stopLiveness, n.livenessDone = stop, make(chan struct{})
 	go n.followLiveness(events)
@@ -249,6 +264,18 @@ func (n *Node) followLiveness(events <-chan p2p.PeerEvent) {
 	}
 }
 
+// recordInvited records a peer an invitation brought as added by hand
+// (valued: kept when the table is full), over the connection the
+// invitation used, which may be a limited relayed one.
+func (n *Node) recordInvited(ctx context.Context, p peer.ID) error {
+	addr, err := multiaddr.NewMultiaddr("/p2p/" + p.String())
+	if err != nil {
+		return err
+	}
+	_, err = n.P2P.Connect(network.WithAllowLimitedConn(ctx, "p2pshare-invite"), addr)
+	return err
+}
+
 // livenessGrace is how long a peer that fails keepalive may go without
 // moving file bytes before it is disconnected.
 const livenessGrace = 10 * time.Second
@@ -259,6 +286,9 @@ func (n *Node) Close() error {
 	if n.stopLiveness != nil {
 		n.stopLiveness()
 		<-n.livenessDone
+	}
+	if n.Invite != nil {
+		errs = append(errs, n.Invite.Close())
 	}
 	if n.Transfer != nil {
 		errs = append(errs, n.Transfer.Close())

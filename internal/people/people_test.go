@@ -293,3 +293,37 @@ func TestSaidName(t *testing.T) {
 		}
 	}
 }
+
+// What an accepted invitation writes: checked first, then the name and
+// the group.
+func TestContacts(t *testing.T) {
+	b, _ := openLevel(t, t.TempDir(), newID(t))
+	p := newID(t)
+	if err := b.CheckContact("bob", "friends"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("CheckContact with a missing group: %v, want ErrNotFound", err)
+	}
+	if err := b.CreateGroup("friends"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckContact("friends", ""); !errors.Is(err, ErrTaken) {
+		t.Fatalf("CheckContact naming a peer like a group: %v, want ErrTaken", err)
+	}
+	if err := b.CheckContact("bad name", ""); err == nil {
+		t.Fatal("CheckContact accepted a name with a space")
+	}
+	if err := b.CheckContact("bob", "friends"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddContact(p, "bob", "friends"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := b.Name(p); n != "bob" {
+		t.Errorf("name %q, want bob", n)
+	}
+	if m, _ := b.Members("friends"); len(m) != 1 || m[0] != p {
+		t.Errorf("friends = %v, want [%s]", m, p)
+	}
+	if err := b.CheckContact("bob", ""); !errors.Is(err, ErrTaken) {
+		t.Errorf("CheckContact of a name now taken: %v, want ErrTaken", err)
+	}
+}

@@ -33,6 +33,9 @@ const (
 	CatalogID = Prefix + "/catalog/1"
 	// FetchID is the file transfer protocol (internal/transfer).
 	FetchID = Prefix + "/fetch/1"
+	// InviteID is the invitation protocol: a PAKE over a one-time code
+	// (internal/invite).
+	InviteID = Prefix + "/invite/1"
 	// AnnounceTopic is the GossipSub topic of publish and unpublish
 	// announcements (internal/share).
 	AnnounceTopic = string(Prefix) + "/announce/1"

@@ -25,6 +25,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"golang.org/x/term"
 
+	"github.com/p2pshare/p2pshare/internal/invite"
 	"github.com/p2pshare/p2pshare/internal/p2p"
 	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/share"
@@ -38,7 +39,10 @@ type Deps struct {
 	Transfer *transfer.Service
 	// People are the node's names, groups and blocks; nil: peers are
 	// taken by ID only and the commands on them say so.
-	People  *people.Book
+	People *people.Book
+	// Invites runs invitations (invite, accept, invites); nil: those
+	// commands say they are not available.
+	Invites *invite.Service
 	DataDir string
 	// Log gets what is too detailed for the prompt (the full dial errors
 	// of connect); default slog.Default().

@@ -1,0 +1,48 @@
+package invite
+
+// wordList is the secret part's alphabet: the 256 "even" words of the PGP
+// word list (Juola and Zimmermann), lowercased, which magic-wormhole also
+// uses. They were chosen to be told apart when read aloud or typed, so
+// each word carries exactly 8 bits.
+var wordList = [256]string{
+	"aardvark", "absurd", "accrue", "acme", "adrift", "adult", "afflict",
+	"ahead", "aimless", "algol", "allow", "alone", "ammo", "ancient", "apple",
+	"artist", "assume", "athens", "atlas", "aztec", "baboon", "backfield",
+	"backward", "banjo", "beaming", "bedlamp", "beehive", "beeswax",
+	"befriend", "belfast", "berserk", "billiard", "bison", "blackjack",
+	"blockade", "blowtorch", "bluebird", "bombast", "bookshelf", "brackish",
+	"breadline", "breakup", "brickyard", "briefcase", "burbank", "button",
+	"buzzard", "cement", "chairlift", "chatter", "checkup", "chisel",
+	"choking", "chopper", "christmas", "clamshell", "classic", "classroom",
+	"cleanup", "clockwork", "cobra", "commence", "concert", "cowbell",
+	"crackdown", "cranky", "crowfoot", "crucial", "crumpled", "crusade",
+	"cubic", "dashboard", "deadbolt", "deckhand", "dogsled", "dragnet",
+	"drainage", "dreadful", "drifter", "dropper", "drumbeat", "drunken",
+	"dupont", "dwelling", "eating", "edict", "egghead", "eightball",
+	"endorse", "endow", "enlist", "erase", "escape", "exceed", "eyeglass",
+	"eyetooth", "facial", "fallout", "flagpole", "flatfoot", "flytrap",
+	"fracture", "framework", "freedom", "frighten", "gazelle", "geiger",
+	"glitter", "glucose", "goggles", "goldfish", "gremlin", "guidance",
+	"hamlet", "highchair", "hockey", "indoors", "indulge", "inverse",
+	"involve", "island", "jawbone", "keyboard", "kickoff", "kiwi", "klaxon",
+	"locale", "lockup", "merit", "minnow", "miser", "mohawk", "mural",
+	"music", "necklace", "neptune", "newborn", "nightbird", "oakland",
+	"obtuse", "offload", "optic", "orca", "payday", "peachy", "pheasant",
+	"physique", "playhouse", "pluto", "preclude", "prefer", "preshrunk",
+	"printer", "prowler", "pupil", "puppy", "python", "quadrant", "quiver",
+	"quota", "ragtime", "ratchet", "rebirth", "reform", "regain", "reindeer",
+	"rematch", "repay", "retouch", "revenge", "reward", "rhythm", "ribcage",
+	"ringbolt", "robust", "rocker", "ruffled", "sailboat", "sawdust",
+	"scallion", "scenic", "scorecard", "scotland", "seabird", "select",
+	"sentence", "shadow", "shamrock", "showgirl", "skullcap", "skydive",
+	"slingshot", "slowdown", "snapline", "snapshot", "snowcap", "snowslide",
+	"solo", "southward", "soybean", "spaniel", "spearhead", "spellbind",
+	"spheroid", "spigot", "spindle", "spyglass", "stagehand", "stagnate",
+	"stairway", "standard", "stapler", "steamship", "sterling", "stockman",
+	"stopwatch", "stormy", "sugar", "surmount", "suspense", "sweatband",
+	"swelter", "tactics", "talon", "tapeworm", "tempest", "tiger", "tissue",
+	"tonic", "topmost", "tracker", "transit", "trauma", "treadmill", "trojan",
+	"trouble", "tumor", "tunnel", "tycoon", "uncut", "unearth", "unwind",
+	"uproot", "upset", "upshot", "vapor", "village", "virus", "vulcan",
+	"waffle", "wallet", "watchword", "wayside", "willow", "woodlark", "zulu",
+}
