@@ -424,6 +424,10 @@ func (l *Library) publishFolder(ctx context.Context, name string) (PublishResult
 	if err != nil {
 		return PublishResult{}, err
 	}
+	if len(scan.files)+len(scan.dirs) == 0 {
+		return PublishResult{}, fmt.Errorf("folder %q holds nothing to publish (empty, or all of its %d entries skipped: %s)",
+			name, len(scan.skipped), skippedSummary(scan.skipped, 3))
+	}
 
 	// What was hashed before under the same path and has not changed
 	// since keeps its CID.
@@ -935,4 +939,20 @@ func (l *Library) checkFolder(name string) (again bool) {
 		l.log.Info("published folder changed on disk: published again", "name", name, "cid", res[0].Entry.CID)
 	}
 	return false
+}
+
+// skippedSummary lists the first n skipped paths with why.
+func skippedSummary(sk []Skipped, n int) string {
+	var b strings.Builder
+	for i, s := range sk {
+		if i == n {
+			fmt.Fprintf(&b, ", and %d more", len(sk)-n)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s: %s", s.Path, s.Why)
+	}
+	return b.String()
 }
