@@ -12,6 +12,12 @@ package share
 // way. Edits made while the node was not running are found by a scan at
 // start. Open keeps its own check, for what the watcher cannot see
 // (watching failed, or a symlink's target changed).
+//
+// A published folder is watched in every one of its folders (inotify does
+// not watch a tree); an event anywhere under it makes the folder the name
+// looked at: it is published again (only files whose size or mtime changed
+// are hashed; the answer is "already published" if nothing did, and the
+// new version's folders are watched in turn) or withdrawn, as chosen.
 
 import (
 	"errors"
