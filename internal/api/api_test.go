@@ -694,3 +694,33 @@ func TestEventOfPromptPublish(t *testing.T) {
 		return json.Unmarshal(d, &e) == nil && e.Name == "p.txt"
 	})
 }
+
+// A folder is listed, published and withdrawn through the API as one
+// entry, marked as a folder with its file count.
+func TestPublishFolder(t *testing.T) {
+	n := newNode(t, "n")
+	startAPI(t, n, 1)
+	c := openClient(t, n)
+	if err := os.MkdirAll(filepath.Join(n.Config.ShareDir, "pics", "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, n, "pics/a.jpg", 100)
+	writeFile(t, n, "pics/sub/b.jpg", 200)
+
+	var files []api.LocalFile
+	if err := call(t, c, http.MethodGet, "/api/v1/files", nil, nil, &files); err != nil || len(files) != 1 ||
+		!files[0].Folder || files[0].Files != 2 || files[0].Size != 300 || files[0].Published {
+		t.Fatalf("files: %+v, %v", files, err)
+	}
+	var pub api.Published
+	if err := call(t, c, http.MethodPost, "/api/v1/publish", nil, api.PublishRequest{Names: []string{"pics"}}, &pub); err != nil || len(pub.Files) != 1 {
+		t.Fatalf("publish: %+v, %v", pub, err)
+	}
+	if p := pub.Files[0]; p.Name != "pics" || !p.Folder || p.Files != 2 || p.Size != 300 || p.SHA256 != "" || p.Already {
+		t.Fatalf("publish result: %+v", p)
+	}
+	var listed []api.Entry
+	if err := call(t, c, http.MethodGet, "/api/v1/published", nil, nil, &listed); err != nil || len(listed) != 1 || !listed[0].Folder {
+		t.Fatalf("published: %+v, %v", listed, err)
+	}
+}

@@ -49,7 +49,8 @@ func (s *Server) handleFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]LocalFile, 0, len(files))
 	for _, f := range files {
-		lf := LocalFile{Name: f.Name, Size: f.Size, Modified: f.ModTime.UTC(), Published: f.Published, Changed: f.Changed}
+		lf := LocalFile{Name: f.Name, Size: f.Size, Modified: f.ModTime.UTC(), Published: f.Published, Changed: f.Changed,
+			Folder: f.Folder, Files: f.Files}
 		if f.Published {
 			lf.CID = f.CID.String()
 		}

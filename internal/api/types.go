@@ -45,6 +45,9 @@ type LocalFile struct {
 	CID       string    `json:"cid,omitempty"`
 	// Changed: published, but the file on disk changed since; publish again.
 	Changed bool `json:"changed"`
+	// Folder: a folder, published as one collection; Files counts its files.
+	Folder bool `json:"folder,omitempty"`
+	Files  int  `json:"files,omitempty"`
 }
 
 // Entry is a file this node publishes (GET /api/v1/published, events).
@@ -52,8 +55,11 @@ type Entry struct {
 	Name        string    `json:"name"`
 	Size        int64     `json:"size"`
 	CID         string    `json:"cid"`
-	SHA256      string    `json:"sha256"`
+	SHA256      string    `json:"sha256"` // "" for a folder
 	PublishedAt time.Time `json:"published_at"`
+	// Folder: a published folder (a collection of Files files).
+	Folder bool `json:"folder,omitempty"`
+	Files  int  `json:"files,omitempty"`
 }
 
 // PublishResult is one published name (POST /api/v1/publish).
@@ -76,8 +82,11 @@ type Remote struct {
 	Name      string     `json:"name"`
 	Size      int64      `json:"size"`
 	CID       string     `json:"cid"`
-	SHA256    string     `json:"sha256"`
+	SHA256    string     `json:"sha256"` // "" for a folder
 	Providers []Provider `json:"providers"`
+	// Folder: a published folder (a collection of Files files).
+	Folder bool `json:"folder,omitempty"`
+	Files  int  `json:"files,omitempty"`
 }
 
 // Provider is one peer publishing a Remote.
@@ -219,11 +228,20 @@ type (
 func hexSum(b [32]byte) string { return hex.EncodeToString(b[:]) }
 
 func entryOf(e share.Entry) Entry {
-	return Entry{Name: e.Name, Size: e.Size, CID: e.CID.String(), SHA256: hexSum(e.SHA256), PublishedAt: e.Published.UTC()}
+	out := Entry{Name: e.Name, Size: e.Size, CID: e.CID.String(), SHA256: hexSum(e.SHA256), PublishedAt: e.Published.UTC(),
+		Folder: e.Collection, Files: e.Files}
+	if e.Collection {
+		out.SHA256 = ""
+	}
+	return out
 }
 
 func remoteOf(r share.Remote) Remote {
-	out := Remote{Name: r.Name, Size: r.Size, CID: r.CID.String(), SHA256: hexSum(r.SHA256), Providers: []Provider{}}
+	out := Remote{Name: r.Name, Size: r.Size, CID: r.CID.String(), SHA256: hexSum(r.SHA256), Providers: []Provider{},
+		Folder: r.Collection, Files: r.Files}
+	if r.Collection {
+		out.SHA256 = ""
+	}
 	for _, p := range r.Providers {
 		out.Providers = append(out.Providers, Provider{PeerID: p.ID.String(), Online: p.Online, Name: p.Name})
 	}

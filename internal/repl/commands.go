@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/shortid"
 	"github.com/p2pshare/p2pshare/internal/target"
 	"github.com/p2pshare/p2pshare/internal/transfer"
@@ -58,10 +59,10 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		{name: "files", aliases: []string{"myfiles"}, usage: "files [--wide]", help: "list the share folder, with size and whether each file is published", run: cmdFiles},
-		{name: "publish", aliases: []string{"upload"}, usage: "publish NAME...", help: "hash, record and announce files of the share folder; provide them on the DHT", run: cmdPublish, complete: localNames},
+		{name: "files", aliases: []string{"myfiles"}, usage: "files [--wide]", help: "list the share folder (files and folders), with size and whether each is published", run: cmdFiles},
+		{name: "publish", aliases: []string{"upload"}, usage: "publish NAME|FOLDER|PATTERN...", help: "hash, record and announce files or folders of the share folder ('*.jpg' matches its names); provide them on the DHT", run: cmdPublish, complete: localNames},
 		{name: "published", usage: "published [--wide]", help: "list what this node publishes", run: cmdPublished},
-		{name: "unpublish", aliases: []string{"clear"}, usage: "unpublish NAME|CID... | --all", help: "stop serving and providing files, and announce the withdrawal", run: cmdUnpublish, complete: publishedNames},
+		{name: "unpublish", aliases: []string{"clear"}, usage: "unpublish NAME|FOLDER|CID... | --all", help: "stop serving and providing files or folders (with the files published only through them), and announce the withdrawal", run: cmdUnpublish, complete: publishedNames},
 		{name: "available", usage: "available [--wide]", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
 		{name: "search", usage: "search TEXT [--wide]", help: "list what other peers publish whose name (or CID) contains TEXT", run: cmdSearch},
 		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER] [--bg]", help: "download a file from its providers (a ticket's publisher first), verified against its CID; never overwrites", run: cmdGet, complete: remoteNames},
@@ -198,10 +199,82 @@ func cmdFiles(_ context.Context, c *call, args []string) error {
 		pub, id := "no", ""
 		if f.Published {
 			pub, id = "yes", short(f.CID)
+			if f.Changed {
+				pub = "changed"
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, humanBytes(f.Size), pub, id)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", termSafe(entryName(f.Name, f.Folder, f.Files)), humanBytes(f.Size), pub, id)
 	}
 	return tw.Flush()
+}
+
+// entryName marks a folder: "photos/ (1,234 files)".
+func entryName(name string, folder bool, files int) string {
+	if !folder {
+		return name
+	}
+	unit := "files"
+	if files == 1 {
+		unit = "file"
+	}
+	return fmt.Sprintf("%s/ (%s %s)", name, groupDigits(int64(files)), unit)
+}
+
+// groupDigits prints n with thousands separators: 1,234.
+func groupDigits(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + groupDigits(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// maxPathsShown is how many paths a line about a folder names.
+const maxPathsShown = 5
+
+// somePaths names the first maxPathsShown paths, then counts the rest.
+func somePaths(ps []string) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i == maxPathsShown {
+			fmt.Fprintf(&b, ", … %s more", groupDigits(int64(len(ps)-i)))
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(termSafe(p))
+	}
+	return b.String()
+}
+
+// printFolderResult says what publishing a folder did beyond its line.
+func (c *call) printFolderResult(fr *share.FolderResult) {
+	if n := len(fr.Skipped); n > 0 {
+		ps := make([]string, n)
+		for i, s := range fr.Skipped {
+			ps[i] = s.Path + " (" + s.Why + ")"
+		}
+		c.printf("  left out %s: %s\n", groupDigits(int64(n)), somePaths(ps))
+	}
+	if ch := fr.Changes; ch != nil {
+		var parts []string
+		for _, x := range []struct {
+			what string
+			ps   []string
+		}{{"added", ch.Added}, {"removed", ch.Removed}, {"modified", ch.Modified}} {
+			if len(x.ps) > 0 {
+				parts = append(parts, fmt.Sprintf("%s %s (%s)", groupDigits(int64(len(x.ps))), x.what, somePaths(x.ps)))
+			}
+		}
+		if len(parts) == 0 {
+			parts = []string{"only empty folders or modes"}
+		}
+		c.printf("  changed since %s: %s; that version is withdrawn\n", fr.Previous, strings.Join(parts, ", "))
+	}
 }
 
 func cmdPublish(ctx context.Context, c *call, args []string) error {
@@ -210,6 +283,17 @@ func cmdPublish(ctx context.Context, c *call, args []string) error {
 	}
 	res, err := c.r.d.Share.Publish(ctx, args...)
 	for _, p := range res {
+		if fr := p.Folder; fr != nil {
+			name := entryName(p.Entry.Name, true, p.Entry.Files)
+			if p.Already {
+				c.printf("already published: %s  %s (nothing changed)\n", termSafe(name), p.Entry.CID)
+			} else {
+				c.printf("published folder %s  %s  %s  (%s hashed, %s unchanged)\n", termSafe(name), humanBytes(p.Entry.Size), p.Entry.CID,
+					groupDigits(int64(fr.Hashed)), groupDigits(int64(fr.Files-fr.Hashed)))
+			}
+			c.printFolderResult(fr)
+			continue
+		}
 		if p.Already {
 			c.printf("already published: %s  %s (nothing changed)\n", p.Entry.Name, p.Entry.CID)
 		} else {
@@ -237,7 +321,10 @@ func cmdPublished(_ context.Context, c *call, args []string) error {
 		if !wide {
 			sum = sum[:16] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, humanBytes(e.Size), short(e.CID), sum, e.Published.Format(time.DateTime))
+		if e.Collection {
+			sum = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", termSafe(entryName(e.Name, e.Collection, e.Files)), humanBytes(e.Size), short(e.CID), sum, e.Published.Format(time.DateTime))
 	}
 	return tw.Flush()
 }
@@ -265,7 +352,7 @@ func cmdUnpublish(ctx context.Context, c *call, args []string) error {
 		gone, err = c.r.d.Share.Unpublish(ctx, pos...)
 	}
 	for _, e := range gone {
-		c.printf("withdrawn %s  %s\n", e.Name, e.CID)
+		c.printf("withdrawn %s  %s\n", termSafe(entryName(e.Name, e.Collection, e.Files)), e.CID)
 	}
 	if err == nil && len(gone) == 0 {
 		c.printf("nothing was published\n")
@@ -352,7 +439,7 @@ func (c *call) printRemotes(list []shareRemote, wide bool) error {
 		}
 		// Names from peers passed names.Check on receipt; escaped here too,
 		// as everything peers say is before it reaches the terminal.
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", termSafe(r.Name), humanBytes(r.Size), shortCID(r.CID), provs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", termSafe(entryName(r.Name, r.Collection, r.Files)), humanBytes(r.Size), shortCID(r.CID), provs)
 	}
 	return tw.Flush()
 }

@@ -2,8 +2,10 @@ package share
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -11,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	gproto "google.golang.org/protobuf/proto"
 
+	"github.com/p2pshare/p2pshare/internal/collection"
 	"github.com/p2pshare/p2pshare/internal/manifest"
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
@@ -64,12 +67,7 @@ func (l *Library) handleCatalog(st network.Stream) {
 // to fit proto.MaxCatalogSize.
 func (l *Library) catalogResponse() *proto.CatalogResponse {
 	l.mu.Lock()
-	var es []Entry
-	for _, r := range l.index {
-		if !r.Changed {
-			es = append(es, r.entry())
-		}
-	}
+	es := l.listedLocked(true)
 	l.mu.Unlock()
 	sortEntries(es)
 	resp := &proto.CatalogResponse{}
@@ -88,6 +86,10 @@ func (l *Library) catalogResponse() *proto.CatalogResponse {
 }
 
 func toWire(e Entry) *proto.CatalogEntry {
+	if e.Collection {
+		return &proto.CatalogEntry{Name: e.Name, Size: uint64(e.Size), Cid: e.CID.Bytes(),
+			PublishedUnix: e.Published.Unix(), Collection: true, Files: uint64(e.Files)}
+	}
 	return &proto.CatalogEntry{
 		Name:          e.Name,
 		Size:          uint64(e.Size),
@@ -110,6 +112,9 @@ func fromWire(pe *proto.CatalogEntry) (Entry, error) {
 	if err := CheckName(pe.GetName()); err != nil {
 		return Entry{}, err
 	}
+	if pe.GetCollection() {
+		return collectionFromWire(pe, c)
+	}
 	if len(pe.GetSha256()) != 32 {
 		return Entry{}, fmt.Errorf("sha256 of %d bytes", len(pe.GetSha256()))
 	}
@@ -129,6 +134,28 @@ func fromWire(pe *proto.CatalogEntry) (Entry, error) {
 	}
 	copy(e.SHA256[:], pe.GetSha256())
 	return e, nil
+}
+
+// collectionFromWire checks a folder's entry: a file count and a total
+// size a collection document can have, no hash or chunk size.
+func collectionFromWire(pe *proto.CatalogEntry, c cid.Cid) (Entry, error) {
+	if len(pe.GetSha256()) != 0 || pe.GetChunkSize() != 0 {
+		return Entry{}, errors.New("folder with a file hash or chunk size")
+	}
+	if pe.GetFiles() > collection.MaxEntries {
+		return Entry{}, fmt.Errorf("folder of %d files, more than %d", pe.GetFiles(), collection.MaxEntries)
+	}
+	if pe.GetSize() > math.MaxInt64 {
+		return Entry{}, fmt.Errorf("folder size %d too large", pe.GetSize())
+	}
+	return Entry{
+		Name:       pe.GetName(),
+		Size:       int64(pe.GetSize()),
+		CID:        c,
+		Published:  time.Unix(pe.GetPublishedUnix(), 0),
+		Collection: true,
+		Files:      int(pe.GetFiles()),
+	}, nil
 }
 
 // fetchCatalog asks p for its catalog. Invalid entries are dropped (and

@@ -3,7 +3,9 @@
 //
 //   - Library (library.go) is what this node publishes: the share folder,
 //     watched for edits of published files (watch.go), the published
-//     index (index.go, kept in the datastore), Open for internal/transfer's
+//     index (index.go, kept in the datastore), published folders
+//     (folder.go: one collection document each, its files deduplicated
+//     records of the index), Open and Collection for internal/transfer's
 //     server, the catalog server (catalog.go), the announcements it sends
 //     (announce.go), and the DHT provider records of its CIDs, provided
 //     and re-provided by a provideQueue (provide.go).

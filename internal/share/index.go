@@ -18,6 +18,14 @@ import (
 //
 //	/published/<cid>  JSON record: name, size, mtime, sha256, chunk size, time
 //	/manifest/<cid>   the manifest bytes, so no rehash after a restart
+//	/collection/<cid> JSON record of a published folder: name, time, mtimes
+//	/document/<cid>   the folder's collection document
+//
+// A file of a published folder is a record like any other, its name the
+// path inside the share folder ("photos/2024/a.jpg"), marked Indirect
+// while it is published only because a folder lists it. One record per
+// content ID: the same bytes in two folders, or under two paths, are
+// hashed, stored and served once.
 //
 // Manifests are verified against their CID once, at publish or at load,
 // and then kept in memory (record.m): Open, called for every fetch
@@ -25,6 +33,8 @@ import (
 const (
 	publishedPrefix = "/published"
 	manifestPrefix  = "/manifest"
+	collPrefix      = "/collection"
+	docPrefix       = "/document"
 )
 
 // record is one published file in the index.
@@ -38,6 +48,10 @@ type record struct {
 	Published time.Time `json:"published"`
 	// Changed: the file on disk no longer matches; not served, not provided.
 	Changed bool `json:"changed,omitempty"`
+	// Indirect: published only as a file of published folders (Name is
+	// then a path); not listed in the catalogue, not provided on the DHT
+	// on its own (the folder is), withdrawn with the last folder listing it.
+	Indirect bool `json:"indirect,omitempty"`
 
 	cid cid.Cid
 	// m is the verified manifest of cid, shared read-only; nil only for a
@@ -82,7 +96,7 @@ func loadIndex(ctx context.Context, ds datastore.Datastore) (map[cid.Cid]*record
 			err = errors.New("bad sha256")
 		}
 		if err == nil {
-			err = CheckName(rec.Name)
+			err = checkSharedPath(rec.Name)
 		}
 		if err != nil {
 			bad = append(bad, fmt.Errorf("index key %s: %w", r.Key, err))
@@ -117,11 +131,29 @@ func loadManifest(ctx context.Context, ds datastore.Datastore, c cid.Cid) (*mani
 // storeRecords writes put (with its manifest bytes, if given) and deletes
 // del in one batch.
 func storeRecords(ctx context.Context, ds datastore.Batching, put []*record, manifests map[cid.Cid][]byte, del []cid.Cid) error {
+	return indexWrite{put: put, manifests: manifests, del: del}.commit(ctx, ds)
+}
+
+// indexWrite is one change of the index, written in one batch and synced
+// once, however many files it holds: a folder of 10,000 files costs one
+// commit, not 10,000.
+type indexWrite struct {
+	put       []*record
+	manifests map[cid.Cid][]byte // by put's CIDs
+	del       []cid.Cid
+	putColls  []*collRecord
+	delColls  []cid.Cid
+	// colls, if set, is the set of published folders after the change
+	// (in memory only: see applyLocked).
+	colls map[cid.Cid]*collRecord
+}
+
+func (w indexWrite) commit(ctx context.Context, ds datastore.Batching) error {
 	b, err := ds.Batch(ctx)
 	if err != nil {
 		return fmt.Errorf("published index: %w", err)
 	}
-	for _, r := range put {
+	for _, r := range w.put {
 		v, err := json.Marshal(r)
 		if err != nil {
 			return err
@@ -129,13 +161,13 @@ func storeRecords(ctx context.Context, ds datastore.Batching, put []*record, man
 		if err := b.Put(ctx, publishedKey(r.cid), v); err != nil {
 			return fmt.Errorf("published index: put %s: %w", r.cid, err)
 		}
-		if m, ok := manifests[r.cid]; ok {
+		if m, ok := w.manifests[r.cid]; ok {
 			if err := b.Put(ctx, manifestKey(r.cid), m); err != nil {
 				return fmt.Errorf("published index: put manifest %s: %w", r.cid, err)
 			}
 		}
 	}
-	for _, c := range del {
+	for _, c := range w.del {
 		if err := b.Delete(ctx, publishedKey(c)); err != nil {
 			return fmt.Errorf("published index: delete %s: %w", c, err)
 		}
@@ -143,11 +175,37 @@ func storeRecords(ctx context.Context, ds datastore.Batching, put []*record, man
 			return fmt.Errorf("published index: delete manifest %s: %w", c, err)
 		}
 	}
+	for _, r := range w.putColls {
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(ctx, collKey(r.cid), v); err != nil {
+			return fmt.Errorf("published index: put folder %s: %w", r.cid, err)
+		}
+		if err := b.Put(ctx, docKey(r.cid), r.doc); err != nil {
+			return fmt.Errorf("published index: put folder document %s: %w", r.cid, err)
+		}
+	}
+	for _, c := range w.delColls {
+		if err := b.Delete(ctx, collKey(c)); err != nil {
+			return fmt.Errorf("published index: delete folder %s: %w", c, err)
+		}
+		if err := b.Delete(ctx, docKey(c)); err != nil {
+			return fmt.Errorf("published index: delete folder document %s: %w", c, err)
+		}
+	}
 	if err := b.Commit(ctx); err != nil {
 		return fmt.Errorf("published index: commit: %w", err)
 	}
-	if err := ds.Sync(ctx, datastore.NewKey(publishedPrefix)); err != nil {
-		return fmt.Errorf("published index: sync: %w", err)
+	prefixes := []string{publishedPrefix, manifestPrefix}
+	if len(w.putColls)+len(w.delColls) > 0 {
+		prefixes = append(prefixes, collPrefix, docPrefix)
 	}
-	return ds.Sync(ctx, datastore.NewKey(manifestPrefix))
+	for _, p := range prefixes {
+		if err := ds.Sync(ctx, datastore.NewKey(p)); err != nil {
+			return fmt.Errorf("published index: sync: %w", err)
+		}
+	}
+	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,7 +26,7 @@ import (
 // errHashRace: the file was written to while it was hashed.
 var errHashRace = errors.New("file changed while it was being hashed; try again")
 
-// LocalFile is a regular file in the share folder.
+// LocalFile is a regular file or a folder in the share folder.
 type LocalFile struct {
 	Name      string
 	Size      int64
@@ -32,8 +34,13 @@ type LocalFile struct {
 	Published bool
 	CID       cid.Cid // cid.Undef if not published
 	// Changed: published, but the file on disk no longer matches what was
-	// hashed (size or modification time differ); publish it again.
+	// hashed (size or modification time differ); publish it again. For a
+	// folder: a file was added, removed or changed since.
 	Changed bool
+	// Folder: a folder (Size is the total of its Files files, counted as
+	// publishing it would); Published and CID are of it as a collection.
+	Folder bool
+	Files  int
 }
 
 // PublishResult is the outcome of publishing one name.
@@ -42,6 +49,8 @@ type PublishResult struct {
 	// Already: the same content (same CID) was already published; nothing
 	// changed. Entry is the existing entry (its name may differ).
 	Already bool
+	// Folder is set when a folder was published (Entry.Collection).
+	Folder *FolderResult
 }
 
 // Library is what this node publishes: the share folder, the published
@@ -68,7 +77,8 @@ type Library struct {
 	opMu     sync.Mutex
 	mu       sync.Mutex // guards index and annClock
 	index    map[cid.Cid]*record
-	annClock int64 // time of our last announcement
+	colls    map[cid.Cid]*collRecord // published folders
+	annClock int64                   // time of our last announcement
 }
 
 // newLibrary opens the share folder and the published index, serves the
@@ -89,7 +99,11 @@ func newLibrary(ctx context.Context, cfg Config, log *slog.Logger, topic Topic) 
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range bad {
+	colls, badColls, err := loadCollections(ctx, cfg.Datastore)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range append(bad, badColls...) {
 		log.Warn("skipping broken published index record", "err", e)
 	}
 	l := &Library{
@@ -100,6 +114,7 @@ func newLibrary(ctx context.Context, cfg Config, log *slog.Logger, topic Topic) 
 		chunkSize: cfg.ChunkSize,
 		topic:     topic,
 		index:     index,
+		colls:     colls,
 		onChange:  cmp.Or(cfg.OnChange, OnChangeRepublish),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -129,25 +144,46 @@ func (l *Library) Close() error {
 	return err
 }
 
-// served lists the published CIDs that are served (not changed on disk).
+// served lists the CIDs to provide on the DHT: the files published
+// directly that are served (not changed on disk), and the folders. Files
+// published only through folders are not provided on their own (see
+// folder.go).
 func (l *Library) served() []cid.Cid {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []cid.Cid
 	for c, r := range l.index {
-		if !r.Changed {
+		if !r.Changed && !r.Indirect {
 			out = append(out, c)
 		}
+	}
+	for c := range l.colls {
+		out = append(out, c)
 	}
 	return out
 }
 
-// serves reports whether c is published and served.
+// serves reports whether c is still to be provided (see served).
 func (l *Library) serves(c cid.Cid) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.index[c]
-	return r != nil && !r.Changed
+	return r != nil && !r.Changed && !r.Indirect || l.colls[c] != nil
+}
+
+// listedLocked is what the catalogue lists and Published returns: the
+// files published directly and the folders. Callers hold mu.
+func (l *Library) listedLocked(servedOnly bool) []Entry {
+	out := make([]Entry, 0, len(l.index)+len(l.colls))
+	for _, r := range l.index {
+		if !r.Indirect && !(servedOnly && r.Changed) {
+			out = append(out, r.entry())
+		}
+	}
+	for _, r := range l.colls {
+		out = append(out, r.entry())
+	}
+	return out
 }
 
 // publishedEntry is this node's entry for c, if it publishes c (even
@@ -155,19 +191,26 @@ func (l *Library) serves(c cid.Cid) bool {
 func (l *Library) publishedEntry(c cid.Cid) (Entry, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if r := l.colls[c]; r != nil {
+		return r.entry(), true
+	}
 	r := l.index[c]
 	if r == nil {
 		return Entry{}, false
 	}
-	return r.entry(), true
+	e := r.entry()
+	e.Name = path.Base(e.Name) // a file of a folder: its own name
+	return e, true
 }
 
 // ShareDir is the absolute path of the share folder.
 func (l *Library) ShareDir() string { return l.dir }
 
-// Files lists the regular files directly in the share folder. Hidden files
-// (temp files start with "."), subfolders, names CheckName refuses and
-// symlinks leading out of the folder are left out.
+// Files lists the regular files and the folders directly in the share
+// folder. Hidden files (temp files start with "."), names CheckName
+// refuses and symlinks leading out of the folder are left out, and so are
+// symlinks to folders (publish does not follow them). A folder is walked
+// to count its files as publishing it would.
 func (l *Library) Files() ([]LocalFile, error) {
 	des, err := os.ReadDir(l.dir)
 	if err != nil {
@@ -182,6 +225,12 @@ func (l *Library) Files() ([]LocalFile, error) {
 	for n, r := range byName {
 		recs[n] = *r
 	}
+	folders := make(map[string]*collRecord)
+	for _, r := range l.colls {
+		if o := folders[r.Name]; o == nil || r.Published.After(o.Published) {
+			folders[r.Name] = r
+		}
+	}
 	l.mu.Unlock()
 
 	var out []LocalFile
@@ -191,10 +240,13 @@ func (l *Library) Files() ([]LocalFile, error) {
 			continue
 		}
 		if de.IsDir() {
+			if lf, ok := l.localFolder(name, folders[name]); ok {
+				out = append(out, lf)
+			}
 			continue
 		}
 		fi, err := statShared(l.dir, name) // follows symlinks only inside the folder
-		if err != nil {
+		if err != nil || fi.IsDir() {
 			continue
 		}
 		lf := LocalFile{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}
@@ -213,15 +265,22 @@ func (l *Library) Files() ([]LocalFile, error) {
 // index, provides their CIDs on the DHT (in the background: a provide
 // failure never fails a publish; it is retried) and announces them.
 // Publishing a name whose content changed since its last publish withdraws
-// the old CID. Every name is tried; the results of those that succeeded
-// are returned together with an error joining the failures.
+// the old CID. A folder is published as one collection (folder.go). A name
+// that does not exist but is a shell pattern (path.Match: *, ?, [...]) is
+// replaced by the top-level names it matches. Every name is tried; the
+// results of those that succeeded are returned together with an error
+// joining the failures.
 func (l *Library) Publish(ctx context.Context, names ...string) ([]PublishResult, error) {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	var out []PublishResult
-	var errs []error
+	names, errs := l.expandNames(names)
 	for _, name := range names {
-		res, err := l.publishOne(ctx, name)
+		publish := l.publishOne
+		if l.isFolder(name) {
+			publish = l.publishFolder
+		}
+		res, err := publish(ctx, name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("publish %q: %w", name, err))
 			continue
@@ -232,6 +291,9 @@ func (l *Library) Publish(ctx context.Context, names ...string) ([]PublishResult
 }
 
 func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, error) {
+	if err := CheckName(name); err != nil { // a top-level name: "a/b" is not one
+		return PublishResult{}, err
+	}
 	f, fi, err := openShared(l.dir, name)
 	if err != nil {
 		return PublishResult{}, err
@@ -254,6 +316,14 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 		if r.Name == name && oc != c {
 			olds = append(olds, r)
 		}
+	}
+	if existing != nil && !existing.Changed && existing.Indirect {
+		// Published so far only as a file of a folder: now directly too,
+		// under this name.
+		l.mu.Unlock()
+		rec := *existing
+		rec.Indirect, rec.Name, rec.ModTime, rec.Published = false, name, fi.ModTime().UnixNano(), time.Now().Round(0).UTC()
+		return l.putDirect(ctx, &rec, nil, olds)
 	}
 	if existing != nil && !existing.Changed {
 		// The same content is published already. If this name held
@@ -282,7 +352,7 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 			for _, o := range olds {
 				sel[o.cid] = o
 			}
-			if _, err := l.withdraw(ctx, sel, proto.Announcement_UNPUBLISH); err != nil {
+			if _, err := l.withdraw(ctx, sel, nil, proto.Announcement_UNPUBLISH); err != nil {
 				return PublishResult{}, err
 			}
 		}
@@ -301,19 +371,35 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 		cid:       c,
 		m:         m,
 	}
+	return l.putDirect(ctx, rec, mb, olds)
+}
+
+// putDirect records rec (with its manifest bytes mb, unless its manifest
+// is stored already) as published directly, replacing olds (earlier
+// content under the same name: withdrawn, unless a folder still lists
+// them), provides and announces it. Callers hold opMu.
+func (l *Library) putDirect(ctx context.Context, rec *record, mb []byte, olds []*record) (PublishResult, error) {
+	c, name := rec.cid, rec.Name
+	undirect := make(map[cid.Cid]bool, len(olds))
+	for _, o := range olds {
+		undirect[o.cid] = true
+	}
+	l.mu.Lock()
+	w := l.settleLocked(l.colls, map[cid.Cid]*record{c: rec}, undirect)
+	l.mu.Unlock()
+	if mb != nil {
+		w.manifests = map[cid.Cid][]byte{c: mb}
+	}
+	if err := w.commit(ctx, l.ds); err != nil {
+		return PublishResult{}, err
+	}
+	l.mu.Lock()
+	l.applyLocked(w)
+	l.mu.Unlock()
 	var del []cid.Cid
 	for _, o := range olds {
 		del = append(del, o.cid)
 	}
-	if err := storeRecords(ctx, l.ds, []*record{rec}, map[cid.Cid][]byte{c: mb}, del); err != nil {
-		return PublishResult{}, err
-	}
-	l.mu.Lock()
-	l.index[c] = rec
-	for _, o := range olds {
-		delete(l.index, o.cid)
-	}
-	l.mu.Unlock()
 	l.provide.Dequeue(del...)
 	l.provide.Enqueue(c)
 	if len(olds) > 0 {
@@ -330,15 +416,14 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 	return PublishResult{Entry: e}, nil
 }
 
-// Published lists this node's published entries, sorted by name,
-// including any whose file changed on disk (LocalFile.Changed): those stay
-// listed until published again or withdrawn, but are not served.
+// Published lists this node's published entries (files published
+// directly and folders, not the files published only through folders),
+// sorted by name, including any whose file changed on disk
+// (LocalFile.Changed): those stay listed until published again or
+// withdrawn, but are not served.
 func (l *Library) Published() []Entry {
 	l.mu.Lock()
-	out := make([]Entry, 0, len(l.index))
-	for _, r := range l.index {
-		out = append(out, r.entry())
-	}
+	out := l.listedLocked(false)
 	l.mu.Unlock()
 	sortEntries(out)
 	return out
@@ -352,25 +437,39 @@ func sortEntries(es []Entry) {
 
 // Unpublish withdraws published entries given by name or CID: removed from
 // the index, no longer re-provided (DHT records cannot be withdrawn; they
-// expire), withdrawal announced. If any argument is not published, nothing
+// expire), withdrawal announced. A folder is withdrawn with the files
+// published only through it; a file that a published folder still lists
+// stays served as a file of that folder. If any argument is not published
+// (a file published only through a folder is not, on its own), nothing
 // is withdrawn and the error (wrapping ErrNotPublished) names it.
 func (l *Library) Unpublish(ctx context.Context, namesOrCIDs ...string) ([]Entry, error) {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	l.mu.Lock()
 	sel := make(map[cid.Cid]*record)
+	selColls := make(map[cid.Cid]*collRecord)
 	var errs []error
 	for _, arg := range namesOrCIDs {
 		if c, err := cid.Decode(arg); err == nil {
-			if r, ok := l.index[c]; ok {
+			if r, ok := l.index[c]; ok && !r.Indirect {
 				sel[c] = r
+				continue
+			}
+			if r, ok := l.colls[c]; ok {
+				selColls[c] = r
 				continue
 			}
 		}
 		found := false
 		for c, r := range l.index {
-			if r.Name == arg {
+			if r.Name == arg && !r.Indirect {
 				sel[c] = r
+				found = true
+			}
+		}
+		for c, r := range l.colls {
+			if r.Name == strings.TrimSuffix(arg, "/") {
+				selColls[c] = r
 				found = true
 			}
 		}
@@ -382,7 +481,7 @@ func (l *Library) Unpublish(ctx context.Context, namesOrCIDs ...string) ([]Entry
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return l.withdraw(ctx, sel, proto.Announcement_UNPUBLISH)
+	return l.withdraw(ctx, sel, selColls, proto.Announcement_UNPUBLISH)
 }
 
 // UnpublishAll withdraws every published entry.
@@ -392,32 +491,52 @@ func (l *Library) UnpublishAll(ctx context.Context) ([]Entry, error) {
 	l.mu.Lock()
 	sel := make(map[cid.Cid]*record, len(l.index))
 	for c, r := range l.index {
-		sel[c] = r
+		if !r.Indirect {
+			sel[c] = r
+		}
 	}
+	selColls := maps.Clone(l.colls)
 	l.mu.Unlock()
-	return l.withdraw(ctx, sel, proto.Announcement_UNPUBLISH_ALL)
+	return l.withdraw(ctx, sel, selColls, proto.Announcement_UNPUBLISH_ALL)
 }
 
-// withdraw removes sel from the index and announces it. Callers hold opMu.
-func (l *Library) withdraw(ctx context.Context, sel map[cid.Cid]*record, kind proto.Announcement_Kind) ([]Entry, error) {
-	if len(sel) == 0 && kind != proto.Announcement_UNPUBLISH_ALL {
+// withdraw removes the files published directly sel and the folders
+// selColls from the index (with the files published only through those
+// folders) and announces it. Callers hold opMu.
+func (l *Library) withdraw(ctx context.Context, sel map[cid.Cid]*record, selColls map[cid.Cid]*collRecord, kind proto.Announcement_Kind) ([]Entry, error) {
+	if len(sel)+len(selColls) == 0 && kind != proto.Announcement_UNPUBLISH_ALL {
 		return nil, nil
 	}
-	var del []cid.Cid
+	var gone []cid.Cid
 	var out []Entry
+	undirect := make(map[cid.Cid]bool, len(sel))
 	for c, r := range sel {
-		del = append(del, c)
+		gone = append(gone, c)
+		undirect[c] = true
 		out = append(out, r.entry())
 	}
-	if err := storeRecords(ctx, l.ds, nil, nil, del); err != nil {
+	l.mu.Lock()
+	colls := make(map[cid.Cid]*collRecord, len(l.colls))
+	for c, r := range l.colls {
+		if selColls[c] == nil {
+			colls[c] = r
+		}
+	}
+	w := l.settleLocked(colls, nil, undirect)
+	l.mu.Unlock()
+	for c, r := range selColls {
+		gone = append(gone, c)
+		w.delColls = append(w.delColls, c)
+		out = append(out, r.entry())
+	}
+	if err := w.commit(ctx, l.ds); err != nil {
 		return nil, fmt.Errorf("unpublish: %w", err)
 	}
 	l.mu.Lock()
-	for _, c := range del {
-		delete(l.index, c)
-	}
+	l.applyLocked(w)
 	l.mu.Unlock()
-	l.provide.Dequeue(del...)
+	l.provide.Dequeue(gone...)
+	l.unwatchFolders(selColls)
 	sortEntries(out)
 	if kind == proto.Announcement_UNPUBLISH_ALL {
 		l.announce(kind, nil)
@@ -425,7 +544,7 @@ func (l *Library) withdraw(ctx context.Context, sel map[cid.Cid]*record, kind pr
 		l.announce(kind, out)
 	}
 	for _, e := range out {
-		l.log.Info("unpublished", "name", e.Name, "cid", e.CID)
+		l.log.Info("unpublished", "name", e.Name, "cid", e.CID, "folder", e.Collection)
 	}
 	return out, nil
 }
@@ -502,6 +621,8 @@ func (l *Library) markChanged(c cid.Cid, r *record, why string) {
 		if err := storeRecords(l.ctx, l.ds, []*record{&snapshot}, nil, nil); err != nil {
 			l.log.Warn("could not record changed file in the index", "name", snapshot.Name, "cid", c, "err", err)
 		}
-		l.announce(proto.Announcement_UNPUBLISH, []Entry{snapshot.entry()})
+		if !snapshot.Indirect { // a folder's file was never announced alone
+			l.announce(proto.Announcement_UNPUBLISH, []Entry{snapshot.entry()})
+		}
 	})
 }

@@ -101,6 +101,9 @@ func TestPublishRefusesNamesOutsideTheShareFolder(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(n.dir, "dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink("dir", filepath.Join(n.dir, "dirlink")); err != nil {
+		t.Fatal(err)
+	}
 	n.write(t, "ok.txt", "fine")
 	if err := os.Symlink("ok.txt", filepath.Join(n.dir, "inside-link")); err != nil {
 		t.Fatal(err)
@@ -116,13 +119,14 @@ func TestPublishRefusesNamesOutsideTheShareFolder(t *testing.T) {
 		{"a/b", ErrBadName, "path separator"},
 		{"escape", ErrBadName, "outside the share folder"},
 		{"relescape", ErrBadName, "outside the share folder"},
-		{"dir", ErrBadName, "directory"},
+		{"dirlink", ErrBadName, "directory"}, // a symlink to a folder is not followed
+		{"dir", nil, "holds nothing to publish"},
 		{"missing", ErrNotFound, "missing"},
 		{"", ErrBadName, "empty"},
 		{"..", ErrBadName, "not a file name"},
 	} {
 		res, err := n.s.Publish(context.Background(), tc.name)
-		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+		if err == nil || tc.want != nil && !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("Publish(%q) = %v, want %v mentioning %q", tc.name, err, tc.want, tc.msg)
 		}
 		if len(res) != 0 {
@@ -148,8 +152,8 @@ func TestPublishRefusesNamesOutsideTheShareFolder(t *testing.T) {
 	for _, f := range files {
 		names = append(names, f.Name)
 	}
-	if got := strings.Join(names, ","); got != "inside-link,ok.txt" {
-		t.Fatalf("Files() = %s, want inside-link,ok.txt (no dirs, no escaping links)", got)
+	if got := strings.Join(names, ","); got != "a,dir,inside-link,ok.txt" {
+		t.Fatalf("Files() = %s, want a,dir,inside-link,ok.txt (folders, no escaping links, no link to a folder)", got)
 	}
 }
 

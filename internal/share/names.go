@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/p2pshare/p2pshare/internal/collection"
 	"github.com/p2pshare/p2pshare/internal/names"
 )
 
@@ -19,12 +20,26 @@ import (
 // terminal and, for downloads, on disk. Errors wrap ErrBadName.
 func CheckName(name string) error { return names.Check(name) }
 
-// openShared opens name inside dir for reading. Symlinks are followed only
+// checkSharedPath is CheckName for a name of the share folder, and the
+// rule of collection.CheckPath (every component a valid name) for a path
+// inside one of its folders.
+func checkSharedPath(p string) error {
+	if !strings.Contains(p, "/") {
+		return CheckName(p)
+	}
+	if err := collection.CheckPath(p); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadName, err)
+	}
+	return nil
+}
+
+// openShared opens name (a name of the share folder, or a path inside
+// one of its folders) inside dir for reading. Symlinks are followed only
 // while they stay inside dir (os.Root refuses any escape, including through
 // "..", absolute targets and races with a concurrent rename), and only
 // regular files are accepted.
 func openShared(dir, name string) (*os.File, fs.FileInfo, error) {
-	if err := CheckName(name); err != nil {
+	if err := checkSharedPath(name); err != nil {
 		return nil, nil, err
 	}
 	root, err := os.OpenRoot(dir)

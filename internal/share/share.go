@@ -58,6 +58,11 @@ type Entry struct {
 	SHA256    [32]byte
 	ChunkSize int
 	Published time.Time
+	// Collection: a published folder (internal/collection): CID names its
+	// document, Size is the total of its Files files, SHA256 and
+	// ChunkSize are zero.
+	Collection bool
+	Files      int
 
 	// heard, for another peer's claim, is our clock when that peer first
 	// gave the CID this name (see merged).

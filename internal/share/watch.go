@@ -12,11 +12,20 @@ package share
 // way. Edits made while the node was not running are found by a scan at
 // start. Open keeps its own check, for what the watcher cannot see
 // (watching failed, or a symlink's target changed).
+//
+// A published folder is watched in every one of its folders (inotify does
+// not watch a tree); an event anywhere under it makes the folder the name
+// looked at: it is published again (only files whose size or mtime changed
+// are hashed; the answer is "already published" if nothing did, and the
+// new version's folders are watched in turn) or withdrawn, as chosen.
 
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -70,6 +79,12 @@ func (l *Library) startWatch() {
 		return
 	}
 	l.watcher = fw
+	l.mu.Lock()
+	colls := slices.Collect(maps.Values(l.colls))
+	l.mu.Unlock()
+	for _, r := range colls {
+		l.watchFolder(r)
+	}
 	l.tasks.Go(func() { l.watchLoop(fw) })
 }
 
@@ -108,8 +123,8 @@ func (l *Library) watchLoop(fw *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			name := filepath.Base(ev.Name)
-			if filepath.Dir(ev.Name) != l.dir || !l.isPublished(name) {
+			name, ok := l.watchedName(ev.Name)
+			if !ok {
 				continue
 			}
 			pending[name] = time.Now()
@@ -142,11 +157,32 @@ func (l *Library) watchLoop(fw *fsnotify.Watcher) {
 	}
 }
 
-// isPublished reports whether name is the name of a published entry.
+// watchedName maps the path of an event to the published name to look
+// at: the file or folder of the share folder it is, or the published
+// folder it lies in.
+func (l *Library) watchedName(p string) (string, bool) {
+	rel, err := filepath.Rel(l.dir, p)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return "", false
+	}
+	top, _, nested := strings.Cut(filepath.ToSlash(rel), "/")
+	if nested {
+		return top, l.publishedFolder(top) != nil
+	}
+	return top, l.isPublished(top)
+}
+
+// isPublished reports whether name is the name of a published entry: a
+// file published directly, or a folder.
 func (l *Library) isPublished(name string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range l.index {
+		if r.Name == name && !r.Indirect {
+			return true
+		}
+	}
+	for _, r := range l.colls {
 		if r.Name == name {
 			return true
 		}
@@ -154,16 +190,17 @@ func (l *Library) isPublished(name string) bool {
 	return false
 }
 
-// publishedNames lists the names of the published entries.
+// publishedNames lists the names of the published entries (files
+// published directly and folders).
 func (l *Library) publishedNames() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	seen := map[string]bool{}
 	var out []string
-	for _, r := range l.index {
-		if !seen[r.Name] {
-			seen[r.Name] = true
-			out = append(out, r.Name)
+	for _, e := range l.listedLocked(false) {
+		if !seen[e.Name] {
+			seen[e.Name] = true
+			out = append(out, e.Name)
 		}
 	}
 	return out
@@ -186,10 +223,13 @@ func (l *Library) checkNames(names []string) (again []string) {
 
 // checkName looks at one published name; it reports whether to look again.
 func (l *Library) checkName(name string) (again bool) {
+	if l.publishedFolder(name) != nil {
+		return l.checkFolder(name)
+	}
 	l.mu.Lock()
 	var recs []record
 	for _, r := range l.index {
-		if r.Name == name {
+		if r.Name == name && !r.Indirect {
 			recs = append(recs, *r)
 		}
 	}
