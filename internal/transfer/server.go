@@ -355,6 +355,13 @@ func (v *server) serve(req *proto.FetchRequest) error {
 	}
 	m, f, err := v.s.cfg.Source.Open(c)
 	if err != nil {
+		if req.GetKind() == proto.FetchRequest_MANIFEST {
+			if cs, ok := v.s.cfg.Source.(CollectionSource); ok {
+				if doc, ok := cs.Collection(c); ok {
+					return v.sendDocument(c, doc)
+				}
+			}
+		}
 		if isChanged(err) {
 			return v.respond(proto.FetchResponse_CHANGED, "file changed since it was published", 0)
 		}
@@ -381,7 +388,12 @@ func isChanged(err error) bool {
 }
 
 func (v *server) sendManifest(c cid.Cid, m *manifest.Manifest) error {
-	b := m.Marshal()
+	return v.sendDocument(c, m.Marshal())
+}
+
+// sendDocument answers a MANIFEST request with b: a file's manifest or a
+// collection's document, which travel alike.
+func (v *server) sendDocument(c cid.Cid, b []byte) error {
 	if err := v.respond(proto.FetchResponse_OK, "", uint64(len(b))); err != nil {
 		return err
 	}
