@@ -110,13 +110,26 @@ func (q *itemQueue) finish(it *citem, toBig bool) {
 	q.mu.Unlock()
 }
 
-// state returns the pending items, those moved to the large-file path (and
-// forgets them) and the count of items done.
-func (q *itemQueue) state() (pending, late []*citem, done int) {
+// state returns the pending items and the count of items done.
+func (q *itemQueue) state() (pending []*citem, done int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	late, q.late = q.late, nil
-	return q.pending, late, q.progress
+	return q.pending, q.progress
+}
+
+func (q *itemQueue) hasLate() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.late) > 0
+}
+
+// takeLate returns (and forgets) the items moved to the large-file path.
+func (q *itemQueue) takeLate() []*citem {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	late := q.late
+	q.late = nil
+	return late
 }
 
 // cprov is a provider of the collection.
@@ -174,8 +187,8 @@ func (cg *collGet) fetch(ctx context.Context, from peer.ID, items []*citem) erro
 	backoff := cg.s.cfg.RetryInterval
 	searched := false
 	for {
-		pending, late, doneBefore := q.state()
-		big = append(big, late...)
+		pending, doneBefore := q.state()
+		big = append(big, q.takeLate()...)
 		if len(pending) == 0 && len(big) == 0 {
 			return nil
 		}
@@ -214,8 +227,8 @@ func (cg *collGet) fetch(ctx context.Context, from peer.ID, items []*citem) erro
 		before := len(big)
 		big = slices.DeleteFunc(big, cg.bigFinished)
 		bigDone := before - len(big)
-		pending, _, doneAfter := q.state()
-		if doneAfter > doneBefore || bigDone > 0 {
+		pending, doneAfter := q.state()
+		if doneAfter > doneBefore || bigDone > 0 || q.hasLate() {
 			backoff = cg.s.cfg.RetryInterval
 			continue
 		}
@@ -324,7 +337,7 @@ func (cg *collGet) round(ctx context.Context, usable []peer.AddrInfo, q *itemQue
 		mu.Unlock()
 		cancel(err)
 	}
-	pending, _, _ := q.state()
+	pending, _ := q.state()
 	if len(pending) > 0 {
 		cg.g.swarm.waiting.Store(false)
 		for _, ai := range usable {

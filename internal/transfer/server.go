@@ -499,5 +499,8 @@ func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, 
 	if v.s.onServe != nil {
 		v.s.onServe(v.remote, first, count)
 	}
+	if v.s.tapCID != nil {
+		v.s.tapCID(c)
+	}
 	return nil
 }

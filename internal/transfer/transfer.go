@@ -201,6 +201,7 @@ type Service struct {
 
 	// test hooks, set only by tests before use
 	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
+	tapCID  func(c cid.Cid)                        // after a CHUNKS request for c is answered
 	corrupt func(chunk int, data []byte)           // applied after the server read a chunk
 	tapWire func(p peer.ID, w io.Writer) io.Writer // wraps the server's stream writer
 	// beforeCancelRemove runs in Cancel of a paused download, just before
