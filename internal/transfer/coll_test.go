@@ -474,3 +474,33 @@ func TestCancelCollection(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGetCollection: 10,000 files of 4 KiB in 100 folders and 4
+// files of 4 MiB, one provider, two real hosts on loopback; reports
+// files/s.
+func BenchmarkGetCollection(b *testing.B) {
+	srv := newCollNode(b, true)
+	cli := newCollNode(b, true)
+	cli.fnd.set(addrInfo(srv.h))
+	tr := tree{name: "bench", files: map[string]tfile{}}
+	for i := range 10000 {
+		tr.files[fmt.Sprintf("d%03d/f%05d", i%100, i)] = tfile{data: pattern(4096, uint64(i))}
+	}
+	for i := range 4 {
+		tr.files[fmt.Sprintf("big%d", i)] = tfile{data: pattern(4<<20, uint64(100000+i))}
+	}
+	c := srv.publishTree(b, tr, manifest.DefaultChunkSize)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		res, err := cli.svc.Get(context.Background(), c, GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		os.RemoveAll(res.Path)
+		os.Remove(filepath.Join(cli.svc.cfg.DownloadDir, partialDirName, completedName)) // no local copies
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(len(tr.files)*b.N)/time.Since(start).Seconds(), "files/s")
+}

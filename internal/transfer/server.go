@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,9 @@ import (
 // errChanged: a published file's size or mtime changed while it was being
 // served.
 var errChanged = errors.New("file changed on disk")
+
+// serverWriteBuffer is the answers a server stream buffers before writing.
+const serverWriteBuffer = 32 << 10
 
 // errEvicted: an idle session was closed to make room for others.
 var errEvicted = errors.New("idle session evicted")
@@ -275,9 +279,19 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 	if s.tapWire != nil {
 		w = s.tapWire(remote, w)
 	}
-	srv := &server{s: s, st: st, w: w, sess: sess, remote: remote}
+	// Answers are buffered while more requests are waiting, and flushed
+	// before the server waits for the next one: a fetcher that pipelines
+	// many small files gets many answers per write, not three writes each.
+	bw := bufio.NewWriterSize(w, serverWriteBuffer)
+	srv := &server{s: s, st: st, w: bw, sess: sess, remote: remote}
 	defer srv.release()
 	for {
+		if r.Buffered() == 0 && bw.Buffered() > 0 {
+			st.SetWriteDeadline(time.Now().Add(ioTimeout))
+			if err := bw.Flush(); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+		}
 		s.mu.Lock()
 		ok := s.setIdleLocked(ss, time.Now())
 		s.mu.Unlock()
@@ -287,7 +301,7 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 		var req proto.FetchRequest
 		if err := r.ReadMsg(&req); err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil // the fetcher is done
+				return nil // the fetcher is done (everything it asked for was flushed above)
 			}
 			return evicted(fmt.Errorf("read request: %w", err))
 		}
