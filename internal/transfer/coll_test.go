@@ -504,3 +504,24 @@ func BenchmarkGetCollection(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(tr.files)*b.N)/time.Since(start).Seconds(), "files/s")
 }
+
+func TestFetchCollection(t *testing.T) {
+	srv, cli := pair(t)
+	tr := sampleTree()
+	c := srv.publishTree(t, tr, 4096)
+	coll, err := cli.svc.FetchCollection(ctxT(t, time.Minute), c, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if coll.Name != "photos" || coll.Files() != len(tr.files) || len(coll.Entries) != len(tr.files)+len(tr.empty) {
+		t.Fatalf("got %q with %d files, %d entries", coll.Name, coll.Files(), len(coll.Entries))
+	}
+	// Nothing downloaded.
+	if ents, _ := os.ReadDir(cli.svc.cfg.DownloadDir); len(ents) != 1 {
+		t.Errorf("ls wrote %d entries in the downloads folder", len(ents))
+	}
+	file := srv.publish(t, "plain.txt", []byte("plain"), 4096)
+	if _, err := cli.svc.FetchCollection(ctxT(t, time.Minute), file, GetOptions{}); !errors.Is(err, ErrNotCollection) {
+		t.Errorf("ls of a file: %v, want ErrNotCollection", err)
+	}
+}
