@@ -65,7 +65,8 @@ func commands() []*command {
 		{name: "unpublish", aliases: []string{"clear"}, usage: "unpublish NAME|FOLDER|CID... | --all", help: "stop serving and providing files or folders (with the files published only through them), and announce the withdrawal", run: cmdUnpublish, complete: publishedNames},
 		{name: "available", usage: "available [--wide]", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
 		{name: "search", usage: "search TEXT [--wide]", help: "list what other peers publish whose name (or CID) contains TEXT", run: cmdSearch},
-		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER] [--bg]", help: "download a file from its providers (a ticket's publisher first), verified against its CID; never overwrites", run: cmdGet, complete: remoteNames},
+		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--only PATTERN]... [--from PEER] [--bg]", help: "download a file or a folder from its providers (a ticket's publisher first), verified against its CID; never overwrites; --only picks part of a folder", run: cmdGet, complete: remoteNames},
+		{name: "ls", usage: "ls FOLDER|CID", help: "list the files and empty folders of a published folder without downloading it", run: cmdLs, complete: remoteNames},
 		{name: "transfers", usage: "transfers [--wide]", help: "list running and paused downloads", run: cmdTransfers},
 		{name: "cancel", usage: "cancel CID", help: "stop a download and remove its partial data", run: cmdCancel, complete: transferCIDs},
 		{name: "peers", usage: "peers [--refresh] [--wide]", help: "list every peer ever seen, by its name if it has one: online, offline or blocked, last seen, round-trip time, how it was found; (says: NAME) is the name a peer gives itself, its claim only", run: cmdPeers},
@@ -448,9 +449,13 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 	fs := c.flags()
 	output := fs.String("o", "", "save to this path, or into this folder (never overwrites)")
 	bg := fs.Bool("bg", false, "download in the background (the node's queue, as the API's gets); the prompt stays free and says when it ends")
-	var fromArgs []string
+	var fromArgs, only []string
 	fs.Func("from", "fetch only from this peer (repeatable)", func(s string) error {
 		fromArgs = append(fromArgs, s)
+		return nil
+	})
+	fs.Func("only", "of a folder, get only the paths that match (path.Match; DIR/ for a whole folder; repeatable)", func(s string) error {
+		only = append(only, s)
 		return nil
 	})
 	pos, err := parseInterleaved(fs, args)
@@ -458,7 +463,7 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: get NAME|CID|TICKET [-o PATH|FOLDER] [--from PEER] [--bg]")
+		return errors.New("usage: get NAME|CID|TICKET [-o PATH|FOLDER] [--only PATTERN]... [--from PEER] [--bg]")
 	}
 	var from []peer.ID
 	if len(fromArgs) > 0 {
@@ -470,12 +475,16 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 			from = append(from, id)
 		}
 	}
-	opt := transfer.GetOptions{From: from}
+	opt := transfer.GetOptions{From: from, Only: only}
 	id, err := c.resolveGet(pos[0], &opt)
 	if err != nil {
 		return err
 	}
-	if opt.Output, err = c.outputPath(*output, id, opt.Name); err != nil {
+	if fi, err := os.Stat(*output); *output != "" && opt.Name == "" && err == nil && fi.IsDir() {
+		// Into this folder under the name the download turns out to have
+		// (a folder's own name, say), numbered if taken.
+		opt.Into = *output
+	} else if opt.Output, err = c.outputPath(*output, id, opt.Name); err != nil {
 		return err
 	}
 	if *bg {
@@ -498,6 +507,14 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 	}
 	for _, p := range res.Bad {
 		c.printf("warning: peer %s sent data that failed verification and was dropped\n", p)
+	}
+	if res.Collection {
+		c.printf("saved folder %s  %d file(s), %s in %s (%s/s), every file verified\n",
+			res.Path, res.Files, humanBytes(res.Size), res.Duration.Round(time.Millisecond), humanBytes(int64(sessionRate(res))))
+		if res.Copied > 0 || res.FilesResumed > 0 {
+			c.printf("%d file(s) copied from files already here, %d kept from an interrupted get\n", res.Copied, res.FilesResumed)
+		}
+		return nil
 	}
 	c.printf("saved %s  %s in %s (%s/s) from %d provider(s), sha256 %s verified\n",
 		res.Path, humanBytes(res.Size), res.Duration.Round(time.Millisecond), humanBytes(int64(sessionRate(res))), len(res.Providers), hex.EncodeToString(res.SHA256[:]))
@@ -550,6 +567,43 @@ func (c *call) outputPath(o string, id cid.Cid, name string) (string, error) {
 		return "", fmt.Errorf("cannot save to %s: %s is not a folder", o, dir)
 	}
 	return o, nil
+}
+
+// cmdLs lists a published folder's tree (its verified document) without
+// downloading its files.
+func cmdLs(ctx context.Context, c *call, args []string) error {
+	fs := c.flags()
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: ls FOLDER|CID")
+	}
+	var opt transfer.GetOptions
+	id, err := c.resolveGet(pos[0], &opt)
+	if err != nil {
+		return err
+	}
+	coll, err := c.r.d.Transfer.FetchCollection(ctx, id, opt)
+	if err != nil {
+		return err
+	}
+	tw := c.table()
+	// Paths come from a verified document whose every component passed
+	// internal/names; escaped all the same, as everything peers say.
+	for _, e := range coll.Entries {
+		if e.Dir {
+			fmt.Fprintf(tw, "%s/\t\n", termSafe(e.Path))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", termSafe(e.Path), humanBytes(e.Size))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	c.printf("%s: %d file(s), %s\n", termSafe(coll.Name), coll.Files(), humanBytes(coll.TotalSize()))
+	return nil
 }
 
 func cmdTransfers(_ context.Context, c *call, args []string) error {

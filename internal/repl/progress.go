@@ -27,6 +27,8 @@ type progressBar struct {
 	p         *mpb.Progress
 	bar       *mpb.Bar
 	providers int // shown on the bar; at 100% the last count while running
+	// files, filesDone: a folder's files, shown on the bar (0: a file)
+	files, filesDone int
 	last      time.Time
 	start     time.Time
 	hadPeers  bool // some provider was ever connected
@@ -79,7 +81,8 @@ func newProgressBar(out, draw io.Writer, cols int, id cid.Cid, name string) *pro
 func (pb *progressBar) newBar(total int64) {
 	pb.p = mpb.New(mpb.WithOutput(pb.draw), mpb.WithWidth(pb.cols), mpb.WithAutoRefresh())
 	pb.bar = pb.p.New(total, mpb.BarStyle(), mpb.BarWidth(40),
-		mpb.PrependDecorators(decor.Name(pb.name, decor.WCSyncSpaceR), decor.Counters(decor.SizeB1024(0), "% .1f / % .1f")),
+		mpb.PrependDecorators(decor.Name(pb.name, decor.WCSyncSpaceR), decor.Counters(decor.SizeB1024(0), "% .1f / % .1f"),
+			decor.Any(func(decor.Statistics) string { return pb.fileCount() })),
 		mpb.AppendDecorators(
 			decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30), decor.Name(" "),
 			decor.EwmaETA(decor.ET_STYLE_GO, 30), decor.Name(" "),
@@ -91,6 +94,16 @@ func (pb *progressBar) newBar(total int64) {
 			}),
 		),
 	)
+}
+
+// fileCount is " done/total files" for a folder, "" for a file.
+func (pb *progressBar) fileCount() string {
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	if pb.files == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" %d/%d files", pb.filesDone, pb.files)
 }
 
 func (pb *progressBar) peers() int {
@@ -122,6 +135,7 @@ func (pb *progressBar) update(p transfer.Progress) {
 		pb.providers = p.Providers
 	}
 	pb.updated = true
+	pb.files, pb.filesDone = p.Files, p.FilesDone
 	switch {
 	case p.Providers > 0:
 		pb.hadPeers = true

@@ -75,3 +75,16 @@ func TestProgressBarKeepsProviderCountAtEnd(t *testing.T) {
 		t.Fatal("the bar was drawn after done")
 	}
 }
+
+// A folder's bar counts its files as well as its bytes.
+func TestProgressBarCountsFolderFiles(t *testing.T) {
+	var term syncBuffer
+	var out bytes.Buffer
+	pb := newProgressBar(&out, &term, 120, testCID(t, "x"), "photos")
+	pb.update(transfer.Progress{Total: 4 << 20, Done: 1 << 20, Providers: 1, Files: 400, FilesDone: 100})
+	pb.update(transfer.Progress{Total: 4 << 20, Done: 4 << 20, Providers: 1, Files: 400, FilesDone: 400})
+	pb.done()
+	if frame := lastFrame(term.String()); !strings.Contains(frame, "400/400 files") {
+		t.Fatalf("final frame %q: want 400/400 files", frame)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/p2pshare/p2pshare/internal/bbsaes"
+	"github.com/p2pshare/p2pshare/internal/collection"
 	"github.com/p2pshare/p2pshare/internal/manifest"
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
@@ -271,7 +272,7 @@ func (cn *conn) fetchManifest(check func(manifest.Header) error, known <-chan st
 		return nil, nil, &refusedError{resp.GetStatus(), resp.GetMessage()}
 	}
 	length := resp.GetLength()
-	if length > manifest.MaxSize || length < manifest.HeaderLen {
+	if length > max(manifest.MaxSize, collection.MaxSize) || length < magicLen {
 		return nil, nil, fmt.Errorf("%w: manifest of %d bytes", errBadData, length)
 	}
 	sr, err := cn.sess.NewReader(cn.r)
@@ -281,8 +282,18 @@ func (cn *conn) fetchManifest(check func(manifest.Header) error, known <-chan st
 	if h := sr.Header(); !bytes.Equal(h.CID, cn.c.Bytes()) || h.StartChunk != 0 {
 		return nil, nil, fmt.Errorf("%w: sealed stream header names another CID", errBadData)
 	}
+	// The first bytes tell a file's manifest from a collection's document.
 	var hb [manifest.HeaderLen]byte
-	if err := cn.readFullBy(sr, hb[:], deadline); err != nil {
+	if err := cn.readFullBy(sr, hb[:magicLen], deadline); err != nil {
+		return nil, nil, err
+	}
+	if collection.Is(hb[:magicLen]) {
+		return nil, nil, cn.readDocument(sr, hb[:magicLen], length)
+	}
+	if length > manifest.MaxSize || length < manifest.HeaderLen {
+		return nil, nil, fmt.Errorf("%w: manifest of %d bytes", errBadData, length)
+	}
+	if err := cn.readFullBy(sr, hb[magicLen:], deadline); err != nil {
 		return nil, nil, err
 	}
 	h, err := manifest.ParseHeader(hb[:])
@@ -329,4 +340,44 @@ func (cn *conn) discard(sr *bbsaes.Reader, n int64) error {
 		n -= k
 	}
 	return nil
+}
+
+// magicLen is the length of the magic that starts a manifest ("p2pm") or
+// a collection document ("p2pc").
+const magicLen = 4
+
+// collectionFound is what fetching a manifest ends with when the content
+// ID names a collection (a published folder) rather than a file: its
+// document, verified against the CID and parsed. Get then downloads the
+// collection (collget.go).
+type collectionFound struct {
+	doc  []byte
+	coll *collection.Collection
+	from peer.ID
+}
+
+func (e *collectionFound) Error() string {
+	return fmt.Sprintf("%s is a folder (%d files), not a file", e.coll.Name, e.coll.Files())
+}
+
+// readDocument reads the rest of a collection document whose first bytes
+// (head) were read, checks it against the CID and returns it as a
+// *collectionFound; any other error is the provider's.
+func (cn *conn) readDocument(sr *bbsaes.Reader, head []byte, length uint64) error {
+	if length > collection.MaxSize {
+		return fmt.Errorf("%w: collection document of %d bytes", errBadData, length)
+	}
+	b := make([]byte, length)
+	copy(b, head)
+	if err := cn.readFull(sr, b[len(head):]); err != nil {
+		return err
+	}
+	if err := cn.finish(sr); err != nil {
+		return err
+	}
+	coll, err := collection.Verify(cn.c, b)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBadData, err)
+	}
+	return &collectionFound{doc: b, coll: coll, from: cn.peer}
 }

@@ -109,7 +109,7 @@ func (g *getter) result(p *partial, final string) *Result {
 	res := &Result{
 		Path: final, Size: p.m.Size, SHA256: p.m.FileHash, CID: g.c,
 		Duration: time.Since(g.startAt), Fetched: int(g.fetched.Load()), Resumed: g.resumed,
-		FetchedBytes: g.fetchedBytes.Load(),
+		FetchedBytes: g.fetchedBytes.Load(), ChunkSize: p.m.ChunkSize,
 	}
 	g.mu.Lock()
 	from := g.manifestFrom

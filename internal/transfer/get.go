@@ -15,6 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/p2pshare/p2pshare/internal/collection"
 	"github.com/p2pshare/p2pshare/internal/manifest"
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
@@ -30,10 +31,23 @@ type GetOptions struct {
 	// Expect, if set, is what the catalogue or ticket said the file is:
 	// a manifest that disagrees is refused before anything is allocated.
 	Expect *Expect
+	// Only selects part of a collection: the files and empty folders
+	// whose path, or one of whose parent folders, matches one of the
+	// patterns (path.Match; a pattern ending in "/" matches folders only).
+	// Ignored for a file. See selectEntries.
+	Only []string
+	// Into, if set and Output is not, is the folder the download is saved
+	// in under its own name (numbered if taken) instead of the downloads
+	// folder.
+	Into string
 	// Progress is called about every 100 ms and once at the end, from one
 	// goroutine, never after Get returned. It must not call Cancel for
 	// the same CID (Cancel waits for Get); cancel Get's ctx instead.
 	Progress func(Progress)
+
+	// fileOnly: the CID must name a file (a collection's member), not a
+	// collection.
+	fileOnly bool
 }
 
 // Expect is what a catalogue entry or a ticket says a CID's file is.
@@ -41,6 +55,10 @@ type Expect struct {
 	Size   int64
 	SHA256 [32]byte
 	Source string // "ticket", "catalogue": for the error message
+	// Collection: the CID names a collection (a published folder) of
+	// Files files (0: not said) and Size bytes in all; SHA256 is unused.
+	Collection bool
+	Files      int
 }
 
 // ErrMismatch says the manifest behind a CID is not the file the
@@ -57,11 +75,30 @@ func (e *Expect) checkHeader(h manifest.Header) error {
 	if e == nil {
 		return nil
 	}
+	if e.Collection {
+		return fmt.Errorf("%w: the %s says a folder, the content ID names a file", ErrMismatch, e.Source)
+	}
 	if h.Size != e.Size {
 		return fmt.Errorf("%w: the %s says %d bytes, the manifest %d bytes", ErrMismatch, e.Source, e.Size, h.Size)
 	}
 	if h.FileHash != manifest.Hash(e.SHA256) {
 		return fmt.Errorf("%w: the %s's SHA-256 differs from the manifest's", ErrMismatch, e.Source)
+	}
+	return nil
+}
+
+// checkCollection compares a verified collection document with what was
+// expected.
+func (e *Expect) checkCollection(c *collection.Collection) error {
+	switch {
+	case e == nil:
+		return nil
+	case !e.Collection:
+		return fmt.Errorf("%w: the %s says a file, the content ID names a folder", ErrMismatch, e.Source)
+	case c.TotalSize() != e.Size:
+		return fmt.Errorf("%w: the %s says %d bytes, the folder holds %d bytes", ErrMismatch, e.Source, e.Size, c.TotalSize())
+	case e.Files > 0 && c.Files() != e.Files:
+		return fmt.Errorf("%w: the %s says %d files, the folder holds %d", ErrMismatch, e.Source, e.Files, c.Files())
 	}
 	return nil
 }
@@ -85,6 +122,8 @@ type Progress struct {
 	Rate        float64 // bytes/s over the last seconds
 	Providers   int     // providers downloading now
 	ETA         time.Duration
+	// Files and FilesDone count the files of a collection (0 for a file).
+	Files, FilesDone int
 }
 
 // Result describes a finished download.
@@ -102,6 +141,17 @@ type Result struct {
 	// FetchedBytes is what the Fetched chunks hold: the bytes this Get
 	// moved, for its rate (a resumed download already had the others).
 	FetchedBytes int64
+
+	// ChunkSize is the file's chunk size (its manifest's).
+	ChunkSize int
+	// Collection: Path is a folder, the collection's tree (or the part
+	// GetOptions.Only selected) with Files files, of which Copied were
+	// copied from files this node already had (not fetched) and
+	// FilesResumed were found done by an earlier, interrupted Get.
+	Collection   bool
+	Files        int
+	Copied       int
+	FilesResumed int
 }
 
 // fatalError is a local failure (disk) that ends the whole Get.
@@ -144,6 +194,7 @@ type getter struct {
 	fh           *fileHasher // the whole-file hash, computed as verified chunks are stored
 	rate         float64     // bytes/s, measured by the progress goroutine
 	manifestFrom peer.ID     // the provider that sent the manifest
+	coll         *collGet    // set once the CID turned out to be a collection
 }
 
 // Get downloads the file with content ID c, or resumes its partial
@@ -168,7 +219,22 @@ func (s *Service) Get(ctx context.Context, c cid.Cid, opt GetOptions) (*Result, 
 		return nil, err
 	}
 	defer g.unregister()
-	return g.run()
+	if cf, ok := s.resumeCollection(c); ok && !opt.fileOnly {
+		return g.runCollection(cf, true)
+	}
+	res, err := g.run()
+	if cf := (*collectionFound)(nil); errors.As(err, &cf) {
+		if opt.fileOnly {
+			return nil, fmt.Errorf("transfer %s: a folder where a file was expected", c)
+		}
+		if opt.Output != "" {
+			if _, err := os.Lstat(opt.Output); err == nil {
+				return nil, fmt.Errorf("%w: %s", ErrExists, opt.Output)
+			}
+		}
+		return g.runCollection(cf, false)
+	}
+	return res, err
 }
 
 // register creates the getter of c and enters it in s.gets; a CID that is
@@ -323,6 +389,10 @@ func (g *getter) ensureManifest(ctx context.Context, cn *conn) error {
 		return err
 	}
 	m, mb, err := cn.fetchManifest(g.checkHeader, g.ready)
+	if cf := (*collectionFound)(nil); errors.As(err, &cf) {
+		cn.done()
+		return &fatalError{cf} // ends the round: Get downloads a collection instead
+	}
 	if err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}

@@ -181,8 +181,9 @@ func addrInfo(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addr
 type node struct {
 	h   host.Host
 	svc *Service
-	src *testSource
-	fnd *staticFinder
+	src  *testSource
+	csrc *collSource // newCollNode: the source, which publishes collections
+	fnd  *staticFinder
 	dir string
 }
 

@@ -26,7 +26,7 @@ func (g *getter) startProgress() (stop func()) {
 		defer wg.Done()
 		t := time.NewTicker(progressInterval)
 		defer t.Stop()
-		var samples []sample
+		var rm rateMeter
 		for {
 			final := false
 			select {
@@ -34,7 +34,7 @@ func (g *getter) startProgress() (stop func()) {
 			case <-quit:
 				final = true
 			}
-			g.report(&samples, final)
+			g.report(&rm, final)
 			if final {
 				return
 			}
@@ -47,7 +47,7 @@ func (g *getter) startProgress() (stop func()) {
 }
 
 // report takes one progress sample and passes it on.
-func (g *getter) report(samples *[]sample, final bool) {
+func (g *getter) report(rm *rateMeter, final bool) {
 	sc := g.getSched()
 	now := time.Now()
 	var total, done int64
@@ -61,14 +61,7 @@ func (g *getter) report(samples *[]sample, final bool) {
 	if sc != nil {
 		_, done = sc.progress()
 	}
-	*samples = append(*samples, sample{now, done})
-	for len(*samples) > 1 && now.Sub((*samples)[0].t) > rateWindow {
-		*samples = (*samples)[1:]
-	}
-	var rate float64
-	if s0 := (*samples)[0]; now.Sub(s0.t) > 0 {
-		rate = float64(done-s0.bytes) / now.Sub(s0.t).Seconds()
-	}
+	rate := rm.add(now, done)
 	g.mu.Lock()
 	g.rate = rate
 	g.mu.Unlock()

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,9 @@ import (
 // errChanged: a published file's size or mtime changed while it was being
 // served.
 var errChanged = errors.New("file changed on disk")
+
+// serverWriteBuffer is the answers a server stream buffers before writing.
+const serverWriteBuffer = 32 << 10
 
 // errEvicted: an idle session was closed to make room for others.
 var errEvicted = errors.New("idle session evicted")
@@ -275,9 +279,19 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 	if s.tapWire != nil {
 		w = s.tapWire(remote, w)
 	}
-	srv := &server{s: s, st: st, w: w, sess: sess, remote: remote}
+	// Answers are buffered while more requests are waiting, and flushed
+	// before the server waits for the next one: a fetcher that pipelines
+	// many small files gets many answers per write, not three writes each.
+	bw := bufio.NewWriterSize(w, serverWriteBuffer)
+	srv := &server{s: s, st: st, w: bw, sess: sess, remote: remote}
 	defer srv.release()
 	for {
+		if r.Buffered() == 0 && bw.Buffered() > 0 {
+			st.SetWriteDeadline(time.Now().Add(ioTimeout))
+			if err := bw.Flush(); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+		}
 		s.mu.Lock()
 		ok := s.setIdleLocked(ss, time.Now())
 		s.mu.Unlock()
@@ -287,7 +301,7 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 		var req proto.FetchRequest
 		if err := r.ReadMsg(&req); err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil // the fetcher is done
+				return nil // the fetcher is done (everything it asked for was flushed above)
 			}
 			return evicted(fmt.Errorf("read request: %w", err))
 		}
@@ -355,6 +369,13 @@ func (v *server) serve(req *proto.FetchRequest) error {
 	}
 	m, f, err := v.s.cfg.Source.Open(c)
 	if err != nil {
+		if req.GetKind() == proto.FetchRequest_MANIFEST {
+			if cs, ok := v.s.cfg.Source.(CollectionSource); ok {
+				if doc, ok := cs.Collection(c); ok {
+					return v.sendDocument(c, doc)
+				}
+			}
+		}
 		if isChanged(err) {
 			return v.respond(proto.FetchResponse_CHANGED, "file changed since it was published", 0)
 		}
@@ -381,7 +402,12 @@ func isChanged(err error) bool {
 }
 
 func (v *server) sendManifest(c cid.Cid, m *manifest.Manifest) error {
-	b := m.Marshal()
+	return v.sendDocument(c, m.Marshal())
+}
+
+// sendDocument answers a MANIFEST request with b: a file's manifest or a
+// collection's document, which travel alike.
+func (v *server) sendDocument(c cid.Cid, b []byte) error {
 	if err := v.respond(proto.FetchResponse_OK, "", uint64(len(b))); err != nil {
 		return err
 	}
@@ -486,6 +512,9 @@ func (v *server) sendChunks(c cid.Cid, m *manifest.Manifest, f *os.File, first, 
 	}
 	if v.s.onServe != nil {
 		v.s.onServe(v.remote, first, count)
+	}
+	if v.s.tapCID != nil {
+		v.s.tapCID(c)
 	}
 	return nil
 }

@@ -120,6 +120,16 @@ type Source interface {
 	Open(c cid.Cid) (*manifest.Manifest, *os.File, error)
 }
 
+// CollectionSource is implemented by a Source that also publishes
+// collections (share.Library): Collection returns the encoded document of
+// the collection c, if it publishes it. The server answers a MANIFEST
+// request for such a CID with the document, exactly as it answers one for
+// a file with its manifest; the files of a collection are ordinary
+// published files, served by their own CIDs.
+type CollectionSource interface {
+	Collection(c cid.Cid) ([]byte, bool)
+}
+
 // Finder finds providers of a CID (DHT and announced providers). The
 // channel closes when the search ends; Get asks again later when it runs
 // out of providers.
@@ -186,9 +196,12 @@ type Service struct {
 	sessions  sessionTable      // served sessions, for eviction (server.go)
 	admit     *sessionAdmission // new sessions per remote address (admit.go)
 	wg        sync.WaitGroup    // handlers and Gets
+	// completedMu serialises the completed log (collget.go).
+	completedMu sync.Mutex
 
 	// test hooks, set only by tests before use
 	onServe func(p peer.ID, first, count int)      // after a CHUNKS request is answered
+	tapCID  func(c cid.Cid)                        // after a CHUNKS request for c is answered
 	corrupt func(chunk int, data []byte)           // applied after the server read a chunk
 	tapWire func(p peer.ID, w io.Writer) io.Writer // wraps the server's stream writer
 	// beforeCancelRemove runs in Cancel of a paused download, just before

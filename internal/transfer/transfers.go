@@ -27,6 +27,8 @@ type Info struct {
 	Rate        float64
 	Providers   []peer.ID
 	State       string
+	// Files and FilesDone count the files of a collection (0 for a file).
+	Files, FilesDone int
 }
 
 // Transfers lists running downloads and paused ones (partial downloads on
@@ -73,7 +75,14 @@ func (g *getter) info() Info {
 	if g.part != nil {
 		in.Total = g.part.m.Size
 	}
+	cg := g.coll
 	g.mu.Unlock()
+	if cg != nil {
+		p := cg.snapshot()
+		in.Total, in.Done, in.Files, in.FilesDone = p.Total, p.Done, p.Files, p.FilesDone
+		in.Providers = cg.providers()
+		return in
+	}
 	in.Providers = g.swarm.fetching()
 	if sc != nil {
 		_, in.Done = sc.progress()
@@ -107,7 +116,7 @@ func (s *Service) Cancel(c cid.Cid) error {
 		<-g.done
 		// A Get whose context had already ended (paused just before)
 		// kept its partial data: remove it too.
-		if err := os.RemoveAll(dir); err != nil {
+		if err := removeCollectionState(dir); err != nil {
 			return fmt.Errorf("transfer: cancel %s: %w", c, err)
 		}
 		return nil
@@ -118,7 +127,7 @@ func (s *Service) Cancel(c cid.Cid) error {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := removeCollectionState(dir); err != nil {
 		return fmt.Errorf("transfer: cancel %s: %w", c, err)
 	}
 	return nil

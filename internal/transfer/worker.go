@@ -41,7 +41,7 @@ func (g *getter) fetchFrom(ctx context.Context, cn *conn) error {
 		err = w.close(w.run(ctx))
 	}
 	g.swarm.streamDown()
-	if err != nil {
+	if cf := (*collectionFound)(nil); err != nil && !errors.As(err, &cf) {
 		cn.reset()
 	} else {
 		g.s.keep(cn)
