@@ -25,6 +25,9 @@ func cmdShare(_ context.Context, c *call, args []string) error {
 		s := e.CID.String()
 		if e.Name == args[0] || s == args[0] || (len(args[0]) >= 4 && strings.HasPrefix(s, args[0])) {
 			t = ticket.Ticket{CID: e.CID, Name: e.Name, Size: uint64(e.Size), SHA256: e.SHA256[:]}
+			if e.Collection {
+				t.SHA256, t.Collection, t.Files = nil, true, uint64(e.Files)
+			}
 			found = append(found, e.Name)
 		}
 	}

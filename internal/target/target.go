@@ -42,7 +42,7 @@ func Get(dir Directory, arg string, known []string, opt *transfer.GetOptions) (c
 		}
 		opt.Name = t.Name
 		opt.Hints = []peer.AddrInfo{t.AddrInfo()}
-		opt.Expect = &transfer.Expect{Size: int64(t.Size), Source: "ticket"}
+		opt.Expect = &transfer.Expect{Size: int64(t.Size), Source: "ticket", Collection: t.Collection, Files: int(t.Files)}
 		copy(opt.Expect.SHA256[:], t.SHA256)
 		return t.CID, nil
 	}
@@ -50,6 +50,9 @@ func Get(dir Directory, arg string, known []string, opt *transfer.GetOptions) (c
 		opt.Name = rem.Name
 		if rem.Name != "" {
 			opt.Expect = &transfer.Expect{Size: rem.Size, SHA256: rem.SHA256, Source: "catalogue"}
+			if rem.Collection {
+				opt.Expect = &transfer.Expect{Collection: true, Size: rem.Size, Files: rem.Files, Source: "catalogue"}
+			}
 		}
 		return rem.CID
 	}

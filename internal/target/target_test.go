@@ -136,3 +136,36 @@ func TestGetTicket(t *testing.T) {
 		t.Fatalf("damaged ticket: %v", err)
 	}
 }
+
+// A folder in the catalogue, or in a ticket, is expected as a folder of
+// its size and file count, so a CID that names a file (or another folder)
+// is refused before anything is written.
+func TestGetFolder(t *testing.T) {
+	c := mkCID(t, "folder")
+	dir := fakeDir{entries: []share.Remote{{Entry: share.Entry{Name: "photos", CID: c, Size: 5000, Collection: true, Files: 12}}}}
+	var opt transfer.GetOptions
+	got, err := Get(dir, "photos", nil, &opt)
+	if err != nil || !got.Equals(c) {
+		t.Fatalf("Get(photos) = %v, %v", got, err)
+	}
+	if e := opt.Expect; e == nil || !e.Collection || e.Size != 5000 || e.Files != 12 || e.Source != "catalogue" {
+		t.Fatalf("Expect %+v, want a folder of 12 files and 5000 bytes from the catalogue", opt.Expect)
+	}
+
+	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPublicKey(pub)
+	s, err := ticket.Ticket{CID: c, Name: "photos", Size: 5000, Collection: true, Files: 12, Publisher: id}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt = transfer.GetOptions{}
+	if _, err := Get(fakeDir{}, s, nil, &opt); err != nil {
+		t.Fatal(err)
+	}
+	if e := opt.Expect; e == nil || !e.Collection || e.Size != 5000 || e.Files != 12 || e.Source != "ticket" {
+		t.Fatalf("Expect %+v, want a folder of 12 files and 5000 bytes from the ticket", opt.Expect)
+	}
+}

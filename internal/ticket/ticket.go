@@ -52,9 +52,13 @@ type Ticket struct {
 	CID       cid.Cid
 	Name      string
 	Size      uint64
-	SHA256    []byte // 32 bytes
+	SHA256    []byte // 32 bytes; empty for a folder
 	Publisher peer.ID
 	Addrs     []multiaddr.Multiaddr
+	// Collection says CID names a published folder (internal/collection)
+	// of Files files and Size bytes in all.
+	Collection bool
+	Files      uint64
 }
 
 // ErrNotTicket says the text does not start like a ticket at all, so the
@@ -77,7 +81,9 @@ func (t Ticket) Encode() (string, error) {
 		Name:      t.Name,
 		Size:      t.Size,
 		Sha256:    t.SHA256,
-		Publisher: []byte(t.Publisher),
+		Publisher:  []byte(t.Publisher),
+		Collection: t.Collection,
+		Files:      t.Files,
 	}
 	for _, a := range t.Addrs[:min(len(t.Addrs), MaxAddrs)] {
 		p.Addrs = append(p.Addrs, a.Bytes())
@@ -123,7 +129,7 @@ func Decode(s string) (Ticket, error) {
 	if err := proto.Unmarshal(body, &p); err != nil {
 		return Ticket{}, fmt.Errorf("ticket: bad payload: %w", err)
 	}
-	t := Ticket{Name: p.Name, Size: p.Size, SHA256: p.Sha256}
+	t := Ticket{Name: p.Name, Size: p.Size, SHA256: p.Sha256, Collection: p.Collection, Files: p.Files}
 	if t.CID, err = cid.Cast(p.Cid); err != nil {
 		return Ticket{}, fmt.Errorf("ticket: bad content ID: %w", err)
 	}
@@ -154,7 +160,12 @@ func (t Ticket) check() error {
 	if err := names.Check(t.Name); err != nil {
 		return fmt.Errorf("ticket: file name: %w", err)
 	}
-	if len(t.SHA256) != sha256.Size {
+	switch {
+	case t.Collection && len(t.SHA256) != 0:
+		return errors.New("ticket: a folder's ticket carries a SHA-256")
+	case !t.Collection && t.Files != 0:
+		return errors.New("ticket: a file's ticket carries a file count")
+	case !t.Collection && len(t.SHA256) != sha256.Size:
 		return fmt.Errorf("ticket: whole-file SHA-256 has %d bytes, want %d", len(t.SHA256), sha256.Size)
 	}
 	if err := t.Publisher.Validate(); err != nil {

@@ -26,12 +26,14 @@ const (
 
 type Payload struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cid           []byte                 `protobuf:"bytes,1,opt,name=cid,proto3" json:"cid,omitempty"`             // the file's content ID (binary CID)
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`           // the publisher's file name
-	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`          // bytes
-	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`       // whole-file SHA-256 (32 bytes)
-	Publisher     []byte                 `protobuf:"bytes,5,opt,name=publisher,proto3" json:"publisher,omitempty"` // the publisher's peer ID (binary)
-	Addrs         [][]byte               `protobuf:"bytes,6,rep,name=addrs,proto3" json:"addrs,omitempty"`         // the publisher's addresses (binary multiaddrs), relayed ones included
+	Cid           []byte                 `protobuf:"bytes,1,opt,name=cid,proto3" json:"cid,omitempty"`                // the file's content ID (binary CID)
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`              // the publisher's file name
+	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`             // bytes
+	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`          // whole-file SHA-256 (32 bytes)
+	Publisher     []byte                 `protobuf:"bytes,5,opt,name=publisher,proto3" json:"publisher,omitempty"`    // the publisher's peer ID (binary)
+	Addrs         [][]byte               `protobuf:"bytes,6,rep,name=addrs,proto3" json:"addrs,omitempty"`            // the publisher's addresses (binary multiaddrs), relayed ones included
+	Collection    bool                   `protobuf:"varint,7,opt,name=collection,proto3" json:"collection,omitempty"` // cid names a published folder: size is its total, sha256 is empty
+	Files         uint64                 `protobuf:"varint,8,opt,name=files,proto3" json:"files,omitempty"`           // a folder's number of files
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,18 +110,36 @@ func (x *Payload) GetAddrs() [][]byte {
 	return nil
 }
 
+func (x *Payload) GetCollection() bool {
+	if x != nil {
+		return x.Collection
+	}
+	return false
+}
+
+func (x *Payload) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
 var File_ticket_proto protoreflect.FileDescriptor
 
 const file_ticket_proto_rawDesc = "" +
 	"\n" +
-	"\fticket.proto\x12\x0fp2pshare.ticket\"\x8f\x01\n" +
+	"\fticket.proto\x12\x0fp2pshare.ticket\"\xc5\x01\n" +
 	"\aPayload\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x16\n" +
 	"\x06sha256\x18\x04 \x01(\fR\x06sha256\x12\x1c\n" +
 	"\tpublisher\x18\x05 \x01(\fR\tpublisher\x12\x14\n" +
-	"\x05addrs\x18\x06 \x03(\fR\x05addrsB.Z,github.com/p2pshare/p2pshare/internal/ticketb\x06proto3"
+	"\x05addrs\x18\x06 \x03(\fR\x05addrs\x12\x1e\n" +
+	"\n" +
+	"collection\x18\a \x01(\bR\n" +
+	"collection\x12\x14\n" +
+	"\x05files\x18\b \x01(\x04R\x05filesB.Z,github.com/p2pshare/p2pshare/internal/ticketb\x06proto3"
 
 var (
 	file_ticket_proto_rawDescOnce sync.Once

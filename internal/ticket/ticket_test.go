@@ -165,3 +165,31 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A folder's ticket says so, with its file count and no SHA-256; the
+// fields cannot be mixed.
+func TestCollectionTicket(t *testing.T) {
+	tk := sample(t)
+	tk.SHA256, tk.Collection, tk.Files = nil, true, 1234
+	s, err := tk.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Collection || got.Files != 1234 || len(got.SHA256) != 0 || got.Size != tk.Size {
+		t.Fatalf("decoded %+v", got)
+	}
+	bad := tk
+	bad.SHA256 = make([]byte, 32)
+	if _, err := bad.Encode(); err == nil {
+		t.Error("a folder's ticket with a SHA-256 was encoded")
+	}
+	file := sample(t)
+	file.Files = 3
+	if _, err := file.Encode(); err == nil {
+		t.Error("a file's ticket with a file count was encoded")
+	}
+}
