@@ -33,6 +33,11 @@ const (
 	CatalogID = Prefix + "/catalog/1"
 	// FetchID is the file transfer protocol (internal/transfer).
 	FetchID = Prefix + "/fetch/1"
+	// DirectAnnounceID carries one Announcement to one peer over a direct
+	// stream (internal/share): how entries published to a restricted
+	// audience, which never go on AnnounceTopic, reach the peers allowed
+	// to see them. The publisher is the stream's remote peer.
+	DirectAnnounceID = Prefix + "/announce-direct/1"
 	// AnnounceTopic is the GossipSub topic of publish and unpublish
 	// announcements (internal/share).
 	AnnounceTopic = string(Prefix) + "/announce/1"

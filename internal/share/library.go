@@ -16,6 +16,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/internal/manifest"
 	"github.com/p2pshare/p2pshare/internal/proto"
@@ -40,8 +41,29 @@ type LocalFile struct {
 type PublishResult struct {
 	Entry Entry
 	// Already: the same content (same CID) was already published; nothing
-	// changed. Entry is the existing entry (its name may differ).
+	// changed but, if Retargeted, its audience. Entry is the existing
+	// entry (its name may differ).
 	Already bool
+	// Retargeted: the entry was published already and got a new audience.
+	Retargeted bool
+}
+
+// checkAudience refuses an audience that names no one properly.
+func (l *Library) checkAudience(a Audience) error {
+	for _, p := range a.Peers {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("audience: bad peer ID %q: %w", p, err)
+		}
+	}
+	for _, g := range a.Groups {
+		if strings.TrimSpace(g) == "" || len(g) > proto.MaxNameLen {
+			return fmt.Errorf("audience: bad group name %q", g)
+		}
+	}
+	if len(a.Groups) == 0 && len(a.Peers) == 1 && a.Peers[0] == l.net.ID() {
+		return errors.New("audience: only this node itself; give other peers or groups, or publish to everyone")
+	}
+	return nil
 }
 
 // Library is what this node publishes: the share folder, the published
@@ -58,6 +80,10 @@ type Library struct {
 	provide   *provideQueue
 	onChange  OnChange          // what to do when a published file changes (watch.go)
 	watcher   *fsnotify.Watcher // nil: not watching
+	// audience tells group members (nil: none); onAudience is
+	// Config.OnAudienceChange.
+	audience   AudienceResolver
+	onAudience func()
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -66,9 +92,13 @@ type Library struct {
 	// opMu serialises changes of the index (publish, unpublish, marking a
 	// file changed) so that datastore and memory agree.
 	opMu     sync.Mutex
-	mu       sync.Mutex // guards index and annClock
+	mu       sync.Mutex // guards index, told and annClock
 	index    map[cid.Cid]*record
 	annClock int64 // time of our last announcement
+	// told is, per restricted entry served, the peers that were sent its
+	// PUBLISH (or, after a restart, that its audience admitted at load):
+	// those a withdrawal or a revocation must reach (audience.go).
+	told map[cid.Cid]map[peer.ID]bool
 }
 
 // newLibrary opens the share folder and the published index, serves the
@@ -93,21 +123,29 @@ func newLibrary(ctx context.Context, cfg Config, log *slog.Logger, topic Topic) 
 		log.Warn("skipping broken published index record", "err", e)
 	}
 	l := &Library{
-		net:       cfg.Network,
-		ds:        cfg.Datastore,
-		log:       log,
-		dir:       dir,
-		chunkSize: cfg.ChunkSize,
-		topic:     topic,
-		index:     index,
-		onChange:  cmp.Or(cfg.OnChange, OnChangeRepublish),
+		net:        cfg.Network,
+		ds:         cfg.Datastore,
+		log:        log,
+		dir:        dir,
+		chunkSize:  cfg.ChunkSize,
+		topic:      topic,
+		index:      index,
+		onChange:   cmp.Or(cfg.OnChange, OnChangeRepublish),
+		audience:   cfg.Audience,
+		onAudience: cfg.OnAudienceChange,
+		told:       make(map[cid.Cid]map[peer.ID]bool),
+	}
+	for c, r := range index {
+		if !r.To.Public() && !r.Changed {
+			l.told[c] = l.allowedSet(r.To)
+		}
 	}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	var routing provider
 	if cfg.Routing != nil {
 		routing = cfg.Routing
 	}
-	l.provide = newProvideQueue(routing, cfg.ReprovideInterval, log, l.served, l.serves)
+	l.provide = newProvideQueue(routing, cfg.ReprovideInterval, log, l.provided, l.provides)
 	l.net.SetStreamHandler(proto.CatalogID, l.handleCatalog)
 	l.startWatch()
 	return l, nil
@@ -129,25 +167,27 @@ func (l *Library) Close() error {
 	return err
 }
 
-// served lists the published CIDs that are served (not changed on disk).
-func (l *Library) served() []cid.Cid {
+// provided lists the CIDs to provide on the DHT: those published to
+// everyone and served (not changed on disk). A restricted entry is never
+// provided: a provider record tells anyone who has what.
+func (l *Library) provided() []cid.Cid {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []cid.Cid
 	for c, r := range l.index {
-		if !r.Changed {
+		if !r.Changed && r.To.Public() {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// serves reports whether c is published and served.
-func (l *Library) serves(c cid.Cid) bool {
+// provides reports whether c is one of provided.
+func (l *Library) provides(c cid.Cid) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.index[c]
-	return r != nil && !r.Changed
+	return r != nil && !r.Changed && r.To.Public()
 }
 
 // publishedEntry is this node's entry for c, if it publishes c (even
@@ -216,12 +256,28 @@ func (l *Library) Files() ([]LocalFile, error) {
 // the old CID. Every name is tried; the results of those that succeeded
 // are returned together with an error joining the failures.
 func (l *Library) Publish(ctx context.Context, names ...string) ([]PublishResult, error) {
+	return l.PublishWith(ctx, PublishOptions{}, names...)
+}
+
+// PublishWith is Publish with options: an audience (see PublishOptions).
+// Restricted entries are announced only to the peers of their audience,
+// directly, and not provided on the DHT; an entry already published whose
+// audience changes is withdrawn from the peers no longer allowed and
+// announced to those newly allowed.
+func (l *Library) PublishWith(ctx context.Context, opt PublishOptions, names ...string) ([]PublishResult, error) {
+	if opt.Audience != nil {
+		a := opt.Audience.normalized()
+		if err := l.checkAudience(a); err != nil {
+			return nil, err
+		}
+		opt.Audience = &a
+	}
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	var out []PublishResult
 	var errs []error
 	for _, name := range names {
-		res, err := l.publishOne(ctx, name)
+		res, err := l.publishOne(ctx, name, opt.Audience)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("publish %q: %w", name, err))
 			continue
@@ -231,7 +287,7 @@ func (l *Library) Publish(ctx context.Context, names ...string) ([]PublishResult
 	return out, errors.Join(errs...)
 }
 
-func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, error) {
+func (l *Library) publishOne(ctx context.Context, name string, aud *Audience) (PublishResult, error) {
 	f, fi, err := openShared(l.dir, name)
 	if err != nil {
 		return PublishResult{}, err
@@ -259,23 +315,32 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 		// The same content is published already. If this name held
 		// other content before, that is withdrawn; if the file is the
 		// published one, touched (same bytes, new mtime), its record
-		// follows, or Open would refuse to serve it.
+		// follows, or Open would refuse to serve it; a new audience
+		// replaces the old one.
 		touched := existing.Name == name && existing.ModTime != fi.ModTime().UnixNano()
+		retarget := aud != nil && !aud.equal(existing.To)
+		oldTo := existing.To
 		var snap record
-		if touched {
+		if touched || retarget {
 			snap = *existing
 		}
 		l.mu.Unlock()
-		if touched {
+		if touched || retarget {
 			snap.ModTime = fi.ModTime().UnixNano()
+			if retarget {
+				snap.To = *aud
+			}
 			if err := storeRecords(ctx, l.ds, []*record{&snap}, nil, nil); err != nil {
 				return PublishResult{}, err
 			}
 			l.mu.Lock()
 			if l.index[c] == existing {
-				existing.ModTime = snap.ModTime
+				existing.ModTime, existing.To = snap.ModTime, snap.To
 			}
 			l.mu.Unlock()
+		}
+		if retarget {
+			l.retarget(existing.entry(), oldTo)
 		}
 		if len(olds) > 0 {
 			sel := make(map[cid.Cid]*record, len(olds))
@@ -286,7 +351,24 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 				return PublishResult{}, err
 			}
 		}
-		return PublishResult{Entry: existing.entry(), Already: true}, nil
+		l.mu.Lock()
+		e := existing.entry()
+		l.mu.Unlock()
+		return PublishResult{Entry: e, Already: true, Retargeted: retarget}, nil
+	}
+	// Without a new audience, a new version keeps the audience of what it
+	// replaces: the same content changed on disk, or this name's old
+	// content.
+	var to Audience
+	if aud != nil {
+		to = *aud
+	} else {
+		if existing != nil {
+			to = to.union(existing.To)
+		}
+		for _, o := range olds {
+			to = to.union(o.To)
+		}
 	}
 	l.mu.Unlock()
 
@@ -298,6 +380,7 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 		SHA256:    m.FileHash[:],
 		ChunkSize: m.ChunkSize,
 		Published: time.Now().Round(0).UTC(),
+		To:        to,
 		cid:       c,
 		m:         m,
 	}
@@ -315,7 +398,9 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 	}
 	l.mu.Unlock()
 	l.provide.Dequeue(del...)
-	l.provide.Enqueue(c)
+	if to.Public() {
+		l.provide.Enqueue(c)
+	}
 	if len(olds) > 0 {
 		var oldEntries []Entry
 		for _, o := range olds {
@@ -431,8 +516,11 @@ func (l *Library) withdraw(ctx context.Context, sel map[cid.Cid]*record, kind pr
 }
 
 // Open returns the manifest of a published CID and the file, opened for
-// reading, for the fetch protocol; the caller closes the file. It fails
-// with ErrNotPublished for CIDs this node does not publish, and with
+// reading, for the fetch protocol and peer p, its authenticated fetcher;
+// the caller closes the file. It fails with ErrNotPublished for CIDs this
+// node does not publish, and, with the same error, for an entry whose
+// audience does not admit p (so a refusal does not tell that the CID
+// exists, not even that it changed on disk); with
 // ErrChanged when the file's size or modification time differ from when it
 // was hashed: the entry is then marked changed, withdrawn from peers and no
 // longer served under its old CID.
@@ -440,7 +528,7 @@ func (l *Library) withdraw(ctx context.Context, sel map[cid.Cid]*record, kind pr
 // The manifest was verified when the file was published (or when the index
 // was loaded) and is kept in memory: Open reads nothing but the file's
 // metadata. The manifest is shared; callers must not modify it.
-func (l *Library) Open(c cid.Cid) (*manifest.Manifest, *os.File, error) {
+func (l *Library) Open(c cid.Cid, p peer.ID) (*manifest.Manifest, *os.File, error) {
 	l.mu.Lock()
 	r, ok := l.index[c]
 	var rec record
@@ -448,7 +536,7 @@ func (l *Library) Open(c cid.Cid) (*manifest.Manifest, *os.File, error) {
 		rec = *r
 	}
 	l.mu.Unlock()
-	if !ok {
+	if !ok || !l.allows(rec.To, p) {
 		return nil, nil, fmt.Errorf("open %s: %w", c, ErrNotPublished)
 	}
 	if rec.Changed {
