@@ -51,6 +51,9 @@ type Config struct {
 	// OnChange is what happens when a published file is edited in the
 	// share folder: republished (the default) or withdrawn, peers told.
 	OnChange share.OnChange
+	// Audience tells the members of the groups that file audiences name
+	// (publish --to GROUP); nil: groups have no members.
+	Audience share.AudienceResolver
 	Logger   *slog.Logger
 	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
 	DHTOptions []dht.Option
@@ -143,7 +146,14 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return ok
 		},
 		OnChange: cfg.OnChange,
-		Logger:   cfg.Logger,
+		Audience: cfg.Audience,
+		// A peer taken out of a file's audience stops downloading it now.
+		OnAudienceChange: func() {
+			if n.Transfer != nil {
+				n.Transfer.Recheck()
+			}
+		},
+		Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ type PublishResult struct {
 // checkAudience refuses an audience that names no one properly.
 func (l *Library) checkAudience(a Audience) error {
 	for _, p := range a.Peers {
-		if err := p.Validate(); err != nil {
+		if _, err := peer.IDFromBytes([]byte(p)); err != nil {
 			return fmt.Errorf("audience: bad peer ID %q: %w", p, err)
 		}
 	}
