@@ -53,6 +53,10 @@ type Entry struct {
 	CID         string    `json:"cid"`
 	SHA256      string    `json:"sha256"`
 	PublishedAt time.Time `json:"published_at"`
+	// ToPeers and ToGroups: who may see and fetch one of our files; both
+	// empty: everyone.
+	ToPeers  []string `json:"to_peers,omitempty"`
+	ToGroups []string `json:"to_groups,omitempty"`
 }
 
 // PublishResult is one published name (POST /api/v1/publish).
@@ -183,6 +187,12 @@ type (
 	// PublishRequest: names of files in the share folder.
 	PublishRequest struct {
 		Names []string `json:"names"`
+		// To, if given, is who may see and fetch the files: full peer
+		// IDs, and group names (any word that is not a peer ID). Public
+		// makes them everyone's again. Neither: a published file keeps
+		// its audience, a new one is public.
+		To     []string `json:"to,omitempty"`
+		Public bool     `json:"public,omitempty"`
 	}
 	// UnpublishRequest: names or CIDs, or all.
 	UnpublishRequest struct {
@@ -212,7 +222,11 @@ type (
 func hexSum(b [32]byte) string { return hex.EncodeToString(b[:]) }
 
 func entryOf(e share.Entry) Entry {
-	return Entry{Name: e.Name, Size: e.Size, CID: e.CID.String(), SHA256: hexSum(e.SHA256), PublishedAt: e.Published.UTC()}
+	out := Entry{Name: e.Name, Size: e.Size, CID: e.CID.String(), SHA256: hexSum(e.SHA256), PublishedAt: e.Published.UTC(), ToGroups: e.Audience.Groups}
+	for _, p := range e.Audience.Peers {
+		out.ToPeers = append(out.ToPeers, p.String())
+	}
+	return out
 }
 
 func remoteOf(r share.Remote) Remote {
