@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -293,6 +294,24 @@ func TestEndpoints(t *testing.T) {
 	var entries []api.Entry
 	if err := get("/api/v1/published", nil, &entries); err != nil || len(entries) != 2 || entries[0].CID != a.CID || entries[0].PublishedAt.IsZero() {
 		t.Fatalf("published: %+v, %v", entries, err)
+	}
+
+	// publish with an audience, then public again.
+	const bob = "12D3KooWPvCx5soxxeJ6ZH9dPbBbWER9C76x3fZRpdc4W8ysDCWS"
+	var to api.Published
+	if err := post("/api/v1/publish", api.PublishRequest{Names: []string{"a.txt"}, To: []string{bob, "team"}}, &to); err != nil ||
+		len(to.Files) != 1 || !slices.Equal(to.Files[0].ToPeers, []string{bob}) || !slices.Equal(to.Files[0].ToGroups, []string{"team"}) {
+		t.Fatalf("publish to bob and team: %+v, %v", to, err)
+	}
+	if p := n.Share.Published(); p[0].Audience.Public() {
+		t.Fatal("a.txt still public")
+	}
+	mustStatus(t, post("/api/v1/publish", api.PublishRequest{Names: []string{"a.txt"}, To: []string{bob}, Public: true}, nil), http.StatusBadRequest, "public")
+	if err := post("/api/v1/publish", api.PublishRequest{Names: []string{"a.txt"}, Public: true}, &to); err != nil {
+		t.Fatal(err)
+	}
+	if p := n.Share.Published(); !p[0].Audience.Public() {
+		t.Fatal("a.txt not public again")
 	}
 
 	// share: a ticket for a.txt that decodes to it.

@@ -69,7 +69,26 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, withStatus(http.StatusBadRequest, errors.New(`"names" is empty: give the names of files in the share folder`)))
 		return
 	}
-	res, err := s.cfg.Share.Publish(r.Context(), req.Names...)
+	var opt share.PublishOptions
+	switch {
+	case req.Public && len(req.To) > 0:
+		s.fail(w, r, withStatus(http.StatusBadRequest, errors.New(`give "to" or "public", not both`)))
+		return
+	case req.Public:
+		opt.Audience = &share.Audience{}
+	case len(req.To) > 0:
+		var ws []share.Who
+		for _, w := range req.To {
+			if id, err := peer.Decode(w); err == nil {
+				ws = append(ws, share.Who{Peer: id})
+			} else {
+				ws = append(ws, share.Who{Group: w})
+			}
+		}
+		aud := share.AudienceOf(ws...)
+		opt.Audience = &aud
+	}
+	res, err := s.cfg.Share.PublishWith(r.Context(), opt, req.Names...)
 	out := Published{Files: []PublishResult{}}
 	for _, p := range res {
 		out.Files = append(out.Files, PublishResult{Entry: entryOf(p.Entry), Already: p.Already})

@@ -60,6 +60,10 @@ type Entry struct {
 	// Folder: a published folder (a collection of Files files).
 	Folder bool `json:"folder,omitempty"`
 	Files  int  `json:"files,omitempty"`
+	// ToPeers and ToGroups: who may see and fetch one of our files; both
+	// empty: everyone.
+	ToPeers  []string `json:"to_peers,omitempty"`
+	ToGroups []string `json:"to_groups,omitempty"`
 }
 
 // PublishResult is one published name (POST /api/v1/publish).
@@ -199,6 +203,12 @@ type (
 	// PublishRequest: names of files in the share folder.
 	PublishRequest struct {
 		Names []string `json:"names"`
+		// To, if given, is who may see and fetch the files: full peer
+		// IDs, and group names (any word that is not a peer ID). Public
+		// makes them everyone's again. Neither: a published file keeps
+		// its audience, a new one is public.
+		To     []string `json:"to,omitempty"`
+		Public bool     `json:"public,omitempty"`
 	}
 	// UnpublishRequest: names or CIDs, or all.
 	UnpublishRequest struct {
@@ -229,9 +239,12 @@ func hexSum(b [32]byte) string { return hex.EncodeToString(b[:]) }
 
 func entryOf(e share.Entry) Entry {
 	out := Entry{Name: e.Name, Size: e.Size, CID: e.CID.String(), SHA256: hexSum(e.SHA256), PublishedAt: e.Published.UTC(),
-		Folder: e.Collection, Files: e.Files}
+		Folder: e.Collection, Files: e.Files, ToGroups: e.Audience.Groups}
 	if e.Collection {
 		out.SHA256 = ""
+	}
+	for _, p := range e.Audience.Peers {
+		out.ToPeers = append(out.ToPeers, p.String())
 	}
 	return out
 }

@@ -57,8 +57,11 @@ type Config struct {
 	OnChange share.OnChange
 	// Nick is the name this node says for itself to its peers (a claim
 	// they show as such, never an identity); "" says none.
-	Nick   string
-	Logger *slog.Logger
+	Nick string
+	// Audience tells the members of the groups that file audiences name
+	// (publish --to GROUP); nil: the node's People (group add ...).
+	Audience share.AudienceResolver
+	Logger   *slog.Logger
 	// DHTOptions are passed to the DHT (tests use dht.DisableAutoRefresh).
 	DHTOptions []dht.Option
 	// DHTRequestRate bounds each peer's DHT requests per second (see
@@ -163,6 +166,10 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.People.SetSelf(n.P2P.ID())
 	peers := n.P2P.Peers()
+	audience := cfg.Audience
+	if audience == nil {
+		audience = n.People
+	}
 	n.Share, err = share.New(ctx, share.Config{
 		Network: share.HostNetwork(n.P2P.Host(), func(id peer.ID) bool {
 			info, ok := peers.Get(id)
@@ -180,7 +187,14 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		},
 		Hidden:   n.People.Blocked,
 		OnChange: cfg.OnChange,
-		Logger:   cfg.Logger,
+		Audience: audience,
+		// A peer taken out of a file's audience stops downloading it now.
+		OnAudienceChange: func() {
+			if n.Transfer != nil {
+				n.Transfer.Recheck()
+			}
+		},
+		Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -194,6 +208,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.P2P.Forget(id)
 			n.Share.DropPeer(id)
 		},
+		// A group's members changed (or a peer was forgotten): peers
+		// that joined or left a file's audience are told.
+		Changed: func() { n.Share.AudiencesChanged() },
 	})
 	n.Transfer, err = transfer.New(transfer.Config{
 		Host:        n.P2P.Host(),

@@ -36,6 +36,11 @@ const (
 	// InviteID is the invitation protocol: a PAKE over a one-time code
 	// (internal/invite).
 	InviteID = Prefix + "/invite/1"
+	// DirectAnnounceID carries one Announcement to one peer over a direct
+	// stream (internal/share): how entries published to a restricted
+	// audience, which never go on AnnounceTopic, reach the peers allowed
+	// to see them. The publisher is the stream's remote peer.
+	DirectAnnounceID = Prefix + "/announce-direct/1"
 	// AnnounceTopic is the GossipSub topic of publish and unpublish
 	// announcements (internal/share).
 	AnnounceTopic = string(Prefix) + "/announce/1"

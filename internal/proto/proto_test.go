@@ -73,10 +73,11 @@ func TestReaderRejectsGarbage(t *testing.T) {
 // so it must be deliberate (a new version number).
 func TestProtocolIDs(t *testing.T) {
 	for got, want := range map[string]string{
-		string(Prefix):    "/p2pshare",
-		string(CatalogID): "/p2pshare/catalog/1",
-		string(FetchID):   "/p2pshare/fetch/1",
-		AnnounceTopic:     "/p2pshare/announce/1",
+		string(Prefix):           "/p2pshare",
+		string(CatalogID):        "/p2pshare/catalog/1",
+		string(FetchID):          "/p2pshare/fetch/1",
+		string(DirectAnnounceID): "/p2pshare/announce-direct/1",
+		AnnounceTopic:            "/p2pshare/announce/1",
 	} {
 		if got != want {
 			t.Errorf("protocol ID %q, want %q", got, want)

@@ -60,8 +60,8 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		{name: "files", aliases: []string{"myfiles"}, usage: "files [--wide]", help: "list the share folder (files and folders), with size and whether each is published", run: cmdFiles},
-		{name: "publish", aliases: []string{"upload"}, usage: "publish NAME|FOLDER|PATTERN...", help: "hash, record and announce files or folders of the share folder ('*.jpg' matches its names); provide them on the DHT", run: cmdPublish, complete: localNames},
-		{name: "published", usage: "published [--wide]", help: "list what this node publishes", run: cmdPublished},
+		{name: "publish", aliases: []string{"upload"}, usage: "publish NAME|FOLDER|PATTERN... [--to PEER|GROUP[,...] | --public]", help: "hash, record and announce files or folders of the share folder ('*.jpg' matches its names); provide them on the DHT. --to (files only): only those peers (and members of those groups) see and may fetch them, they are told directly and nothing goes on the DHT; again on a published file, changes who (the others drop it, running downloads stop); --public: everyone again", run: cmdPublish, complete: localNames},
+		{name: "published", usage: "published [--wide]", help: "list what this node publishes, and to whom", run: cmdPublished},
 		{name: "unpublish", aliases: []string{"clear"}, usage: "unpublish NAME|FOLDER|CID... | --all", help: "stop serving and providing files or folders (with the files published only through them), and announce the withdrawal", run: cmdUnpublish, complete: publishedNames},
 		{name: "available", usage: "available [--wide]", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
 		{name: "search", usage: "search TEXT [--wide]", help: "list what other peers publish whose name (or CID) contains TEXT", run: cmdSearch},
@@ -279,10 +279,31 @@ func (c *call) printFolderResult(fr *share.FolderResult) {
 }
 
 func cmdPublish(ctx context.Context, c *call, args []string) error {
-	if len(args) == 0 {
-		return errors.New("usage: publish NAME...")
+	fs := c.flags()
+	to := fs.String("to", "", "only these peers and groups, comma separated, see and may fetch the files")
+	public := fs.Bool("public", false, "everyone sees and may fetch the files (the default for a new file)")
+	names, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
 	}
-	res, err := c.r.d.Share.Publish(ctx, args...)
+	if len(names) == 0 {
+		return errors.New("usage: publish NAME... [--to PEER|GROUP[,...] | --public]")
+	}
+	var opt share.PublishOptions
+	switch {
+	case *public && *to != "":
+		return errors.New("give --to or --public, not both")
+	case *public:
+		opt.Audience = &share.Audience{}
+	case *to != "":
+		aud, err := c.audience(*to)
+		if err != nil {
+			return err
+		}
+		opt.Audience = &aud
+	}
+	res, err := c.r.d.Share.PublishWith(ctx, opt, names...)
+	who := c.audienceFmt(false)
 	for _, p := range res {
 		if fr := p.Folder; fr != nil {
 			name := entryName(p.Entry.Name, true, p.Entry.Files)
@@ -295,13 +316,81 @@ func cmdPublish(ctx context.Context, c *call, args []string) error {
 			c.printFolderResult(fr)
 			continue
 		}
-		if p.Already {
+		switch {
+		case p.Retargeted:
+			c.printf("%s  %s now for: %s\n", p.Entry.Name, p.Entry.CID, who(p.Entry.Audience))
+		case p.Already:
 			c.printf("already published: %s  %s (nothing changed)\n", p.Entry.Name, p.Entry.CID)
-		} else {
+		default:
 			c.printf("published %s  %s  %s  sha256 %s\n", p.Entry.Name, humanBytes(p.Entry.Size), p.Entry.CID, hex.EncodeToString(p.Entry.SHA256[:]))
+			if !p.Entry.Audience.Public() {
+				c.printf("  only for: %s\n", who(p.Entry.Audience))
+			}
 		}
 	}
 	return err
+}
+
+// audience reads the words of --to (comma separated) as peers and groups,
+// through Deps.ResolveWho.
+func (c *call) audience(list string) (share.Audience, error) {
+	resolve := c.r.d.ResolveWho
+	switch {
+	case resolve != nil:
+	case c.r.d.People != nil:
+		// Names and groups of this node (a word is one or the other).
+		resolve = func(w string) (share.Who, error) {
+			t, err := c.r.d.People.ResolveTarget(w, c.r.knownPeers())
+			return share.Who{Peer: t.Peer, Group: t.Group}, err
+		}
+	default:
+		resolve = c.r.resolvePeerOnly
+	}
+	var ws []share.Who
+	for _, w := range strings.Split(list, ",") {
+		w = strings.TrimSpace(w)
+		if w == "" {
+			continue
+		}
+		who, err := resolve(w)
+		if err != nil {
+			return share.Audience{}, fmt.Errorf("--to %s: %w", w, err)
+		}
+		ws = append(ws, who)
+	}
+	if len(ws) == 0 {
+		return share.Audience{}, errors.New("--to needs at least one peer or group (or use --public)")
+	}
+	return share.AudienceOf(ws...), nil
+}
+
+// resolvePeerOnly is the resolver of --to words without a table of
+// people: a peer ID or the unique prefix of a known one.
+func (r *REPL) resolvePeerOnly(word string) (share.Who, error) {
+	id, err := resolvePeer(word, r.knownPeers())
+	if err != nil {
+		return share.Who{}, err
+	}
+	return share.Who{Peer: id}, nil
+}
+
+// audienceFmt prints an audience: "public", or its peers (short unless
+// wide) and groups.
+func (c *call) audienceFmt(wide bool) func(share.Audience) string {
+	short := c.peerFmt(wide)
+	return func(a share.Audience) string {
+		if a.Public() {
+			return "public"
+		}
+		var parts []string
+		for _, p := range a.Peers {
+			parts = append(parts, short(p))
+		}
+		for _, g := range a.Groups {
+			parts = append(parts, "group "+g)
+		}
+		return strings.Join(parts, ", ")
+	}
 }
 
 func cmdPublished(_ context.Context, c *call, args []string) error {
@@ -315,8 +404,9 @@ func cmdPublished(_ context.Context, c *call, args []string) error {
 		return nil
 	}
 	short := c.cidFmt(wide)
+	who := c.audienceFmt(wide)
 	tw := c.table()
-	fmt.Fprintln(tw, "NAME\tSIZE\tCID\tSHA256\tSINCE")
+	fmt.Fprintln(tw, "NAME\tSIZE\tCID\tSHA256\tSINCE\tFOR")
 	for _, e := range entries {
 		sum := hex.EncodeToString(e.SHA256[:])
 		if !wide {
@@ -325,7 +415,7 @@ func cmdPublished(_ context.Context, c *call, args []string) error {
 		if e.Collection {
 			sum = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", termSafe(entryName(e.Name, e.Collection, e.Files)), humanBytes(e.Size), short(e.CID), sum, e.Published.Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", termSafe(entryName(e.Name, e.Collection, e.Files)), humanBytes(e.Size), short(e.CID), sum, e.Published.Format(time.DateTime), termSafe(who(e.Audience)))
 	}
 	return tw.Flush()
 }

@@ -51,6 +51,10 @@ type Deps struct {
 	// queue (the local API's) for `get --bg`; ended delivers how it ended,
 	// then closes. Nil: `get --bg` says it needs the local API.
 	Background func(target string, c cid.Cid, opt transfer.GetOptions) (id string, ended <-chan JobEnd, err error)
+	// ResolveWho reads one word of `publish --to`: a peer (ID, unique
+	// prefix, or a name the node gave it) or a group. Nil: peer IDs and
+	// unique prefixes of known peers only.
+	ResolveWho func(word string) (share.Who, error)
 }
 
 // JobEnd is how a background download ended.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	gproto "google.golang.org/protobuf/proto"
 
@@ -47,6 +48,30 @@ func parseAnnouncement(data []byte) (*announcement, error) {
 	if err := gproto.Unmarshal(data, &m); err != nil {
 		return nil, err
 	}
+	return parseMessage(&m)
+}
+
+// checkAnnouncement is parseMessage and the check of the sender's clock
+// that the topic validator applies too.
+func checkAnnouncement(m *proto.Announcement) (*announcement, error) {
+	a, err := parseMessage(m)
+	if err == nil {
+		err = a.checkClock()
+	}
+	return a, err
+}
+
+// checkClock refuses an announcement dated further ahead of our clock
+// than maxFutureSkew: it would outrank every real one of its sender.
+func (a *announcement) checkClock() error {
+	if a.time > time.Now().Add(maxFutureSkew).UnixNano() {
+		return fmt.Errorf("dated %s ahead of our clock", time.Duration(a.time-time.Now().UnixNano()).Round(time.Second))
+	}
+	return nil
+}
+
+// parseMessage checks a decoded announcement completely.
+func parseMessage(m *proto.Announcement) (*announcement, error) {
 	a := &announcement{kind: m.GetKind(), time: m.GetTimeUnixNano()}
 	if a.time <= 0 {
 		return nil, fmt.Errorf("no time")
@@ -91,8 +116,8 @@ func (d *Directory) validateAnnouncement(origin, via peer.ID, data []byte) (any,
 		return nil, errors.New("unsigned")
 	}
 	a, err := parseAnnouncement(data)
-	if err == nil && a.time > time.Now().Add(maxFutureSkew).UnixNano() {
-		err = fmt.Errorf("dated %s ahead of our clock", time.Duration(a.time-time.Now().UnixNano()).Round(time.Second))
+	if err == nil {
+		err = a.checkClock()
 	}
 	if err != nil {
 		d.log.Debug("announce: rejected malformed message", "origin", origin, "via", via, "err", err)
@@ -259,17 +284,148 @@ func (l *Library) nextAnnTime() int64 {
 	return l.annClock
 }
 
-// announce tells peers about published or withdrawn entries, split into
-// messages that fit proto.MaxAnnouncementSize. Failures are logged: peers
-// catch up through periodic catalog pulls.
+// announce tells peers about published or withdrawn entries: entries
+// published to everyone on the topic, restricted ones to each peer of
+// their audience directly (and withdrawals of those to the peers that
+// were told of them), split into messages that fit
+// proto.MaxAnnouncementSize. Failures are logged: peers catch up through
+// periodic catalog pulls. Callers do not hold l.mu.
 func (l *Library) announce(kind proto.Announcement_Kind, entries []Entry) {
-	if l.topic == nil || l.ctx.Err() != nil {
+	if l.ctx.Err() != nil {
 		return
 	}
+	var public []Entry
+	byPeer := make(map[peer.ID][]Entry)
+	for _, e := range entries {
+		if e.Audience.Public() {
+			public = append(public, e)
+			continue
+		}
+		var to map[peer.ID]bool
+		if kind == proto.Announcement_PUBLISH {
+			to = l.allowedSet(e.Audience)
+		}
+		l.mu.Lock()
+		if kind == proto.Announcement_PUBLISH {
+			l.told[e.CID] = to
+		} else {
+			to = l.told[e.CID]
+			delete(l.told, e.CID)
+		}
+		l.mu.Unlock()
+		for p := range to {
+			byPeer[p] = append(byPeer[p], e)
+		}
+	}
+	if kind == proto.Announcement_UNPUBLISH_ALL {
+		// Everyone told of a restricted entry hears it directly too: the
+		// topic may not reach them.
+		l.mu.Lock()
+		for _, to := range l.told {
+			for p := range to {
+				byPeer[p] = nil
+			}
+		}
+		clear(l.told)
+		l.mu.Unlock()
+	}
+	for p, es := range byPeer {
+		l.direct(p, l.messages(kind, es))
+	}
+	if len(public) > 0 || kind == proto.Announcement_UNPUBLISH_ALL {
+		l.broadcast(kind, l.messages(kind, public))
+	}
+}
+
+// retarget tells peers that e, published, now has the audience
+// e.Audience instead of old: the peers no longer allowed get a
+// withdrawal, the newly allowed the entry. An entry made restricted is
+// withdrawn on the topic (which every peer hears) and no longer provided
+// on the DHT. Callers hold opMu, not mu.
+func (l *Library) retarget(e Entry, old Audience) {
+	c := e.CID
+	switch {
+	case old.Public():
+		l.provide.Dequeue(c)
+		l.broadcast(proto.Announcement_UNPUBLISH, l.messages(proto.Announcement_UNPUBLISH, []Entry{e}))
+		l.announce(proto.Announcement_PUBLISH, []Entry{e})
+	case e.Audience.Public():
+		l.mu.Lock()
+		delete(l.told, c)
+		l.mu.Unlock()
+		l.provide.Enqueue(c)
+		l.announce(proto.Announcement_PUBLISH, []Entry{e})
+	default:
+		l.reconcile(e)
+	}
+	l.log.Info("audience changed", "name", e.Name, "cid", c, "from", old.String(), "to", e.Audience.String())
+	if l.onAudience != nil {
+		l.onAudience()
+	}
+}
+
+// reconcile brings the peers told of e, restricted, in line with who its
+// audience admits now: a withdrawal to those no longer admitted, the entry
+// to those newly admitted. It reports whether anyone was revoked. Callers
+// hold opMu, not mu.
+func (l *Library) reconcile(e Entry) (revoked bool) {
+	now := l.allowedSet(e.Audience)
+	l.mu.Lock()
+	told := l.told[e.CID]
+	l.told[e.CID] = now
+	l.mu.Unlock()
+	for p := range told {
+		if !now[p] {
+			revoked = true
+			l.direct(p, l.messages(proto.Announcement_UNPUBLISH, []Entry{e}))
+		}
+	}
+	for p := range now {
+		if !told[p] {
+			l.direct(p, l.messages(proto.Announcement_PUBLISH, []Entry{e}))
+		}
+	}
+	return revoked
+}
+
+// AudiencesChanged re-evaluates the audiences of every restricted entry,
+// for when group membership changed (the people table calls it): peers
+// that left a group get a withdrawal of what was published to it, peers
+// that joined get the entries, and Config.OnAudienceChange runs so that
+// revoked peers' downloads stop.
+func (l *Library) AudiencesChanged() {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	l.mu.Lock()
+	var es []Entry
+	for _, r := range l.index {
+		if !r.To.Public() && !r.Changed {
+			es = append(es, r.entry())
+		}
+	}
+	l.mu.Unlock()
+	revoked := false
+	for _, e := range es {
+		if l.reconcile(e) {
+			revoked = true
+		}
+	}
+	if revoked && l.onAudience != nil {
+		l.onAudience()
+	}
+}
+
+// messages cuts an announcement of kind about entries into messages that
+// fit proto.MaxAnnouncementSize, each with its own (increasing) time.
+// UNPUBLISH_ALL is one message without entries.
+func (l *Library) messages(kind proto.Announcement_Kind, entries []Entry) []*proto.Announcement {
 	var msgs []*proto.Announcement
 	cur := &proto.Announcement{Kind: kind}
 	size := 32
 	for _, e := range entries {
+		if kind == proto.Announcement_UNPUBLISH_ALL {
+			break
+		}
 		pe := toWire(e)
 		if kind != proto.Announcement_PUBLISH {
 			pe = &proto.CatalogEntry{Cid: e.CID.Bytes()}
@@ -285,6 +441,17 @@ func (l *Library) announce(kind proto.Announcement_Kind, entries []Entry) {
 	msgs = append(msgs, cur)
 	for _, m := range msgs {
 		m.TimeUnixNano = l.nextAnnTime()
+	}
+	return msgs
+}
+
+// broadcast sends msgs on the announce topic, each twice (see
+// announceRepeat). Only entries published to everyone go there.
+func (l *Library) broadcast(kind proto.Announcement_Kind, msgs []*proto.Announcement) {
+	if l.topic == nil || l.ctx.Err() != nil {
+		return
+	}
+	for _, m := range msgs {
 		data, err := gproto.Marshal(m)
 		if err != nil {
 			l.log.Error("announce: marshal", "err", err)
@@ -317,4 +484,82 @@ func (l *Library) publishAnnouncement(kind proto.Announcement_Kind, data []byte)
 	if err := l.topic.Publish(ctx, data); err != nil && l.ctx.Err() == nil {
 		l.log.Warn("announce failed; peers will catch up on their next catalog pull", "kind", kind, "err", err)
 	}
+}
+
+// directServiceName is the resource manager service of directed
+// announcements, on both sides.
+const directServiceName = "p2pshare.announce-direct"
+
+// direct sends msgs to p, one stream each, in the background. A peer that
+// cannot be reached now learns the same from its next catalog pull.
+func (l *Library) direct(p peer.ID, msgs []*proto.Announcement) {
+	l.tasks.Go(func() {
+		for _, m := range msgs {
+			if err := l.sendDirect(p, m); err != nil {
+				if l.ctx.Err() == nil {
+					l.log.Debug("directed announcement not delivered; the peer catches up on its next catalog pull",
+						"peer", p, "kind", m.GetKind(), "err", err)
+				}
+				return
+			}
+		}
+	})
+}
+
+func (l *Library) sendDirect(p peer.ID, m *proto.Announcement) error {
+	ctx, cancel := context.WithTimeout(l.ctx, announceTimeout)
+	defer cancel()
+	// Small, like a catalog: a limited relayed connection will do.
+	ctx = network.WithAllowLimitedConn(ctx, "announce")
+	st, err := l.net.NewStream(ctx, p, proto.DirectAnnounceID)
+	if err != nil {
+		return err
+	}
+	if err := st.Scope().SetService(directServiceName); err != nil {
+		st.Reset()
+		return err
+	}
+	deadline, _ := ctx.Deadline()
+	if err := st.SetDeadline(deadline); err != nil {
+		st.Reset()
+		return err
+	}
+	if err := proto.WriteMsg(st, m); err != nil {
+		st.Reset()
+		return fmt.Errorf("send: %w", err)
+	}
+	return st.Close()
+}
+
+// handleDirect receives one directed announcement. Its publisher is the
+// stream's remote peer, authenticated by the connection, whatever the
+// message says: a peer can only ever announce or withdraw its own
+// entries. It is checked as a topic message is (parseAnnouncement, the
+// clock skew) and applied as one the publisher sent us itself.
+func (d *Directory) handleDirect(st network.Stream) {
+	remote := st.Conn().RemotePeer()
+	if err := st.Scope().SetService(directServiceName); err != nil {
+		st.Reset()
+		return
+	}
+	if err := st.SetDeadline(time.Now().Add(announceTimeout)); err != nil {
+		st.Reset()
+		return
+	}
+	var m proto.Announcement
+	if err := proto.NewReader(st, proto.MaxAnnouncementSize).ReadMsg(&m); err != nil {
+		d.log.Debug("directed announcement: bad message", "peer", remote, "err", err)
+		d.rejected.Add(1)
+		st.Reset()
+		return
+	}
+	a, err := checkAnnouncement(&m)
+	if err != nil || remote == d.net.ID() {
+		d.log.Debug("directed announcement: rejected", "peer", remote, "err", err)
+		d.rejected.Add(1)
+		st.Reset()
+		return
+	}
+	st.Close()
+	d.applyAnnouncement(remote, a)
 }

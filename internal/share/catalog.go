@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -21,8 +22,9 @@ import (
 // The catalog protocol (proto.CatalogID): the client (the Directory's
 // pulls) sends one CatalogRequest and closes its side; the server (the
 // Library) answers with one CatalogResponse listing everything it publishes
-// and closes. The stream authenticates the answering peer, so every entry
-// is attributed to it.
+// that the asking peer may see (audience.go) and closes. The stream
+// authenticates both peers: every entry is attributed to the answering
+// one, and the answer is filtered for the asking one.
 const (
 	catalogServiceName = "p2pshare.catalog"
 	// catalogTimeout bounds a whole exchange, on both sides.
@@ -47,7 +49,7 @@ func (l *Library) handleCatalog(st network.Stream) {
 		st.Reset()
 		return
 	}
-	resp := l.catalogResponse()
+	resp := l.catalogResponse(st.Conn().RemotePeer())
 	size := gproto.Size(resp)
 	if err := st.Scope().ReserveMemory(size, network.ReservationPriorityLow); err != nil {
 		l.log.Debug("catalog: reserve memory", "peer", st.Conn().RemotePeer(), "err", err)
@@ -63,12 +65,13 @@ func (l *Library) handleCatalog(st network.Stream) {
 	st.Close()
 }
 
-// catalogResponse lists our published entries that are still served, cut
-// to fit proto.MaxCatalogSize.
-func (l *Library) catalogResponse() *proto.CatalogResponse {
+// catalogResponse lists our published entries that are still served and
+// that p may see, cut to fit proto.MaxCatalogSize.
+func (l *Library) catalogResponse(p peer.ID) *proto.CatalogResponse {
 	l.mu.Lock()
 	es := l.listedLocked(true)
 	l.mu.Unlock()
+	es = slices.DeleteFunc(es, func(e Entry) bool { return !l.allows(e.Audience, p) })
 	sortEntries(es)
 	resp := &proto.CatalogResponse{}
 	size := 0

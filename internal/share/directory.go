@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 
 	"github.com/p2pshare/p2pshare/internal/manifest"
+	"github.com/p2pshare/p2pshare/internal/proto"
 )
 
 // Remote is one content ID other peers publish, merged over its providers.
@@ -152,16 +153,18 @@ func (d *Directory) start(local localIndex, topic Topic) error {
 	}
 	d.tasks.Go(d.eventLoop)
 	d.tasks.Go(d.pullLoop)
+	d.tasks.Go(d.markLoop) // directed announcements advance marks too
 	if topic != nil {
 		d.tasks.Go(d.announceLoop)
-		d.tasks.Go(d.markLoop)
 	}
+	d.net.SetStreamHandler(proto.DirectAnnounceID, d.handleDirect)
 	return nil
 }
 
 // Close stops following peers and announcements, waits for running
 // catalog pulls, and saves the announcement marks.
 func (d *Directory) Close() error {
+	d.net.RemoveStreamHandler(proto.DirectAnnounceID)
 	d.cancel()
 	var err error
 	if d.evSub != nil {

@@ -682,6 +682,22 @@ func (l *Library) applyLocked(w indexWrite) {
 	}
 	if w.colls != nil {
 		l.colls = w.colls
+		l.recountListedLocked()
+	}
+}
+
+// recountListedLocked makes inFolder the set of contents a published
+// folder lists. Folders are public, so such content is served to anyone
+// even if it is also published directly to a restricted audience (the
+// same bytes are in the folder). Callers hold mu.
+func (l *Library) recountListedLocked() {
+	l.inFolder = make(map[cid.Cid]bool)
+	for _, r := range l.colls {
+		for _, e := range r.c.Entries {
+			if !e.Dir {
+				l.inFolder[e.CID] = true
+			}
+		}
 	}
 }
 

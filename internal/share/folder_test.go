@@ -91,7 +91,7 @@ func document(t *testing.T, s *Service, c cid.Cid) *collection.Collection {
 // readServed reads what Open serves under c, checked against its manifest.
 func readServed(t *testing.T, s *Service, c cid.Cid) string {
 	t.Helper()
-	m, f, err := s.Open(c)
+	m, f, err := s.Open(c, someone)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", c, err)
 	}
@@ -208,7 +208,7 @@ func TestPublishFolderTree(t *testing.T) {
 	if pub := s.Published(); len(pub) != 1 || !pub[0].Collection || !pub[0].CID.Equals(res.Entry.CID) || pub[0].Files != 6 {
 		t.Fatalf("Published() = %+v", pub)
 	}
-	cat := s.catalogResponse().GetEntries()
+	cat := s.catalogResponse(someone).GetEntries()
 	if len(cat) != 1 || !cat[0].GetCollection() || cat[0].GetFiles() != 6 || cat[0].GetSize() != uint64(wantSize) {
 		t.Fatalf("catalogue = %+v", cat)
 	}
@@ -223,7 +223,7 @@ func TestPublishFolderTree(t *testing.T) {
 	if len(provided) != 1 {
 		t.Fatalf("provided %v, want only the folder's CID", provided)
 	}
-	if again := s.served(); len(again) != 1 || !again[0].Equals(res.Entry.CID) {
+	if again := s.provided(); len(again) != 1 || !again[0].Equals(res.Entry.CID) {
 		t.Fatalf("re-provided would be %v, want only the folder's CID", again)
 	}
 	a, err := parseAnnouncement(sent[0])
@@ -298,7 +298,7 @@ func TestFolderDedupAcrossFolders(t *testing.T) {
 	if got := readServed(t, s, shared.CID); got != "shared bytes" {
 		t.Fatalf("shared file served as %q", got)
 	}
-	if _, _, err := s.Open(onlyA.CID); !errors.Is(err, ErrNotPublished) {
+	if _, _, err := s.Open(onlyA.CID, someone); !errors.Is(err, ErrNotPublished) {
 		t.Fatalf("Open(file only in the withdrawn folder) = %v, want ErrNotPublished", err)
 	}
 	if _, ok := s.Collection(ra.Entry.CID); ok {
@@ -336,7 +336,7 @@ func TestUnpublishFolderKeepsDirectFiles(t *testing.T) {
 		t.Fatalf("Published() after withdrawing F = %+v", pub)
 	}
 	readServed(t, s, x.CID)
-	if _, _, err := s.Open(other.CID); !errors.Is(err, ErrNotPublished) {
+	if _, _, err := s.Open(other.CID, someone); !errors.Is(err, ErrNotPublished) {
 		t.Fatalf("Open(other) = %v, want ErrNotPublished", err)
 	}
 
@@ -399,7 +399,7 @@ func TestRepublishFolderSaysWhatChanged(t *testing.T) {
 	if _, ok := s.Collection(first.Entry.CID); ok {
 		t.Fatal("the old version is still served")
 	}
-	if _, _, err := s.Open(dropped.CID); !errors.Is(err, ErrNotPublished) {
+	if _, _, err := s.Open(dropped.CID, someone); !errors.Is(err, ErrNotPublished) {
 		t.Fatalf("Open(removed file) = %v, want ErrNotPublished", err)
 	}
 	if pub := s.Published(); len(pub) != 1 || !pub[0].CID.Equals(res.Entry.CID) {

@@ -312,3 +312,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// someone is a fetcher that is not this node: public entries are served
+// to anyone.
+const someone = peer.ID("someone")

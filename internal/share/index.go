@@ -16,7 +16,8 @@ import (
 
 // Datastore layout (the caller gives us our own namespace):
 //
-//	/published/<cid>  JSON record: name, size, mtime, sha256, chunk size, time
+//	/published/<cid>  JSON record: name, size, mtime, sha256, chunk size, time,
+//	                  audience ("to", absent when public)
 //	/manifest/<cid>   the manifest bytes, so no rehash after a restart
 //	/collection/<cid> JSON record of a published folder: name, time, mtimes
 //	/document/<cid>   the folder's collection document
@@ -52,6 +53,8 @@ type record struct {
 	// then a path); not listed in the catalogue, not provided on the DHT
 	// on its own (the folder is), withdrawn with the last folder listing it.
 	Indirect bool `json:"indirect,omitempty"`
+	// To is who may see and fetch the entry; absent: public.
+	To Audience `json:"to,omitzero"`
 
 	cid cid.Cid
 	// m is the verified manifest of cid, shared read-only; nil only for a
@@ -60,7 +63,7 @@ type record struct {
 }
 
 func (r *record) entry() Entry {
-	e := Entry{Name: r.Name, Size: r.Size, CID: r.cid, ChunkSize: r.ChunkSize, Published: r.Published}
+	e := Entry{Name: r.Name, Size: r.Size, CID: r.cid, ChunkSize: r.ChunkSize, Published: r.Published, Audience: r.To.normalized()}
 	copy(e.SHA256[:], r.SHA256)
 	return e
 }
@@ -104,6 +107,7 @@ func loadIndex(ctx context.Context, ds datastore.Datastore) (map[cid.Cid]*record
 		}
 		rec.cid = c
 		rec.Published = rec.Published.UTC()
+		rec.To = rec.To.normalized()
 		m, err := loadManifest(ctx, ds, c)
 		if err != nil && !rec.Changed {
 			bad = append(bad, fmt.Errorf("index key %s (%q): %w", r.Key, rec.Name, err))

@@ -18,6 +18,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/internal/manifest"
 	"github.com/p2pshare/p2pshare/internal/proto"
@@ -47,10 +48,31 @@ type LocalFile struct {
 type PublishResult struct {
 	Entry Entry
 	// Already: the same content (same CID) was already published; nothing
-	// changed. Entry is the existing entry (its name may differ).
+	// changed but, if Retargeted, its audience. Entry is the existing
+	// entry (its name may differ).
 	Already bool
 	// Folder is set when a folder was published (Entry.Collection).
 	Folder *FolderResult
+	// Retargeted: the entry was published already and got a new audience.
+	Retargeted bool
+}
+
+// checkAudience refuses an audience that names no one properly.
+func (l *Library) checkAudience(a Audience) error {
+	for _, p := range a.Peers {
+		if _, err := peer.IDFromBytes([]byte(p)); err != nil {
+			return fmt.Errorf("audience: bad peer ID %q: %w", p, err)
+		}
+	}
+	for _, g := range a.Groups {
+		if strings.TrimSpace(g) == "" || len(g) > proto.MaxNameLen {
+			return fmt.Errorf("audience: bad group name %q", g)
+		}
+	}
+	if len(a.Groups) == 0 && len(a.Peers) == 1 && a.Peers[0] == l.net.ID() {
+		return errors.New("audience: only this node itself; give other peers or groups, or publish to everyone")
+	}
+	return nil
 }
 
 // Library is what this node publishes: the share folder, the published
@@ -67,6 +89,10 @@ type Library struct {
 	provide   *provideQueue
 	onChange  OnChange          // what to do when a published file changes (watch.go)
 	watcher   *fsnotify.Watcher // nil: not watching
+	// audience tells group members (nil: none); onAudience is
+	// Config.OnAudienceChange.
+	audience   AudienceResolver
+	onAudience func()
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -75,10 +101,16 @@ type Library struct {
 	// opMu serialises changes of the index (publish, unpublish, marking a
 	// file changed) so that datastore and memory agree.
 	opMu     sync.Mutex
-	mu       sync.Mutex // guards index and annClock
+	mu       sync.Mutex // guards index, told and annClock
 	index    map[cid.Cid]*record
 	colls    map[cid.Cid]*collRecord // published folders
-	annClock int64                   // time of our last announcement
+		annClock int64 // time of our last announcement
+	// told is, per restricted entry served, the peers that were sent its
+	// PUBLISH (or, after a restart, that its audience admitted at load):
+	// those a withdrawal or a revocation must reach (audience.go).
+	told map[cid.Cid]map[peer.ID]bool
+	// inFolder is what the published folders list (recountListedLocked).
+	inFolder map[cid.Cid]bool
 }
 
 // newLibrary opens the share folder and the published index, serves the
@@ -107,22 +139,31 @@ func newLibrary(ctx context.Context, cfg Config, log *slog.Logger, topic Topic) 
 		log.Warn("skipping broken published index record", "err", e)
 	}
 	l := &Library{
-		net:       cfg.Network,
-		ds:        cfg.Datastore,
-		log:       log,
-		dir:       dir,
-		chunkSize: cfg.ChunkSize,
-		topic:     topic,
-		index:     index,
-		colls:     colls,
-		onChange:  cmp.Or(cfg.OnChange, OnChangeRepublish),
+		net:        cfg.Network,
+		ds:         cfg.Datastore,
+		log:        log,
+		dir:        dir,
+		chunkSize:  cfg.ChunkSize,
+		topic:      topic,
+		index:      index,
+		colls:      colls,
+		onChange:   cmp.Or(cfg.OnChange, OnChangeRepublish),
+		audience:   cfg.Audience,
+		onAudience: cfg.OnAudienceChange,
+		told:       make(map[cid.Cid]map[peer.ID]bool),
 	}
+	for c, r := range index {
+		if !r.To.Public() && !r.Changed {
+			l.told[c] = l.allowedSet(r.To)
+		}
+	}
+	l.recountListedLocked()
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	var routing provider
 	if cfg.Routing != nil {
 		routing = cfg.Routing
 	}
-	l.provide = newProvideQueue(routing, cfg.ReprovideInterval, log, l.served, l.serves)
+	l.provide = newProvideQueue(routing, cfg.ReprovideInterval, log, l.provided, l.provides)
 	l.net.SetStreamHandler(proto.CatalogID, l.handleCatalog)
 	l.startWatch()
 	return l, nil
@@ -144,16 +185,17 @@ func (l *Library) Close() error {
 	return err
 }
 
-// served lists the CIDs to provide on the DHT: the files published
-// directly that are served (not changed on disk), and the folders. Files
-// published only through folders are not provided on their own (see
-// folder.go).
-func (l *Library) served() []cid.Cid {
+// provided lists the CIDs to provide on the DHT: the files published
+// directly to everyone and served (not changed on disk), and the folders.
+// Files published only through folders are not provided on their own
+// (see folder.go), nor is a restricted entry: a provider record tells
+// anyone who has what.
+func (l *Library) provided() []cid.Cid {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []cid.Cid
 	for c, r := range l.index {
-		if !r.Changed && !r.Indirect {
+		if !r.Changed && !r.Indirect && r.To.Public() {
 			out = append(out, c)
 		}
 	}
@@ -163,16 +205,17 @@ func (l *Library) served() []cid.Cid {
 	return out
 }
 
-// serves reports whether c is still to be provided (see served).
-func (l *Library) serves(c cid.Cid) bool {
+// provides reports whether c is one of provided.
+func (l *Library) provides(c cid.Cid) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.index[c]
-	return r != nil && !r.Changed && !r.Indirect || l.colls[c] != nil
+	return r != nil && !r.Changed && !r.Indirect && r.To.Public() || l.colls[c] != nil
 }
 
-// listedLocked is what the catalogue lists and Published returns: the
-// files published directly and the folders. Callers hold mu.
+// listedLocked is what Published returns, and the catalogue before its
+// filter by audience: the files published directly and the folders.
+// Callers hold mu.
 func (l *Library) listedLocked(servedOnly bool) []Entry {
 	out := make([]Entry, 0, len(l.index)+len(l.colls))
 	for _, r := range l.index {
@@ -271,16 +314,38 @@ func (l *Library) Files() ([]LocalFile, error) {
 // results of those that succeeded are returned together with an error
 // joining the failures.
 func (l *Library) Publish(ctx context.Context, names ...string) ([]PublishResult, error) {
+	return l.PublishWith(ctx, PublishOptions{}, names...)
+}
+
+// PublishWith is Publish with options: an audience (see PublishOptions).
+// Restricted entries are announced only to the peers of their audience,
+// directly, and not provided on the DHT; an entry already published whose
+// audience changes is withdrawn from the peers no longer allowed and
+// announced to those newly allowed.
+func (l *Library) PublishWith(ctx context.Context, opt PublishOptions, names ...string) ([]PublishResult, error) {
+	if opt.Audience != nil {
+		a := opt.Audience.normalized()
+		if err := l.checkAudience(a); err != nil {
+			return nil, err
+		}
+		opt.Audience = &a
+	}
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	var out []PublishResult
 	names, errs := l.expandNames(names)
 	for _, name := range names {
-		publish := l.publishOne
+		var res PublishResult
+		var err error
 		if l.isFolder(name) {
-			publish = l.publishFolder
+			if opt.Audience != nil && !opt.Audience.Public() {
+				err = errors.New("a folder is published to everyone (--to works on files only, for now)")
+			} else {
+				res, err = l.publishFolder(ctx, name)
+			}
+		} else {
+			res, err = l.publishOne(ctx, name, opt.Audience)
 		}
-		res, err := publish(ctx, name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("publish %q: %w", name, err))
 			continue
@@ -290,7 +355,7 @@ func (l *Library) Publish(ctx context.Context, names ...string) ([]PublishResult
 	return out, errors.Join(errs...)
 }
 
-func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, error) {
+func (l *Library) publishOne(ctx context.Context, name string, aud *Audience) (PublishResult, error) {
 	if err := CheckName(name); err != nil { // a top-level name: "a/b" is not one
 		return PublishResult{}, err
 	}
@@ -323,29 +388,41 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 		l.mu.Unlock()
 		rec := *existing
 		rec.Indirect, rec.Name, rec.ModTime, rec.Published = false, name, fi.ModTime().UnixNano(), time.Now().Round(0).UTC()
+		if aud != nil {
+			rec.To = *aud
+		}
 		return l.putDirect(ctx, &rec, nil, olds)
 	}
 	if existing != nil && !existing.Changed {
 		// The same content is published already. If this name held
 		// other content before, that is withdrawn; if the file is the
 		// published one, touched (same bytes, new mtime), its record
-		// follows, or Open would refuse to serve it.
+		// follows, or Open would refuse to serve it; a new audience
+		// replaces the old one.
 		touched := existing.Name == name && existing.ModTime != fi.ModTime().UnixNano()
+		retarget := aud != nil && !aud.equal(existing.To)
+		oldTo := existing.To
 		var snap record
-		if touched {
+		if touched || retarget {
 			snap = *existing
 		}
 		l.mu.Unlock()
-		if touched {
+		if touched || retarget {
 			snap.ModTime = fi.ModTime().UnixNano()
+			if retarget {
+				snap.To = *aud
+			}
 			if err := storeRecords(ctx, l.ds, []*record{&snap}, nil, nil); err != nil {
 				return PublishResult{}, err
 			}
 			l.mu.Lock()
 			if l.index[c] == existing {
-				existing.ModTime = snap.ModTime
+				existing.ModTime, existing.To = snap.ModTime, snap.To
 			}
 			l.mu.Unlock()
+		}
+		if retarget {
+			l.retarget(existing.entry(), oldTo)
 		}
 		if len(olds) > 0 {
 			sel := make(map[cid.Cid]*record, len(olds))
@@ -356,7 +433,24 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 				return PublishResult{}, err
 			}
 		}
-		return PublishResult{Entry: existing.entry(), Already: true}, nil
+		l.mu.Lock()
+		e := existing.entry()
+		l.mu.Unlock()
+		return PublishResult{Entry: e, Already: true, Retargeted: retarget}, nil
+	}
+	// Without a new audience, a new version keeps the audience of what it
+	// replaces: the same content changed on disk, or this name's old
+	// content.
+	var to Audience
+	if aud != nil {
+		to = *aud
+	} else {
+		if existing != nil {
+			to = to.union(existing.To)
+		}
+		for _, o := range olds {
+			to = to.union(o.To)
+		}
 	}
 	l.mu.Unlock()
 
@@ -368,6 +462,7 @@ func (l *Library) publishOne(ctx context.Context, name string) (PublishResult, e
 		SHA256:    m.FileHash[:],
 		ChunkSize: m.ChunkSize,
 		Published: time.Now().Round(0).UTC(),
+		To:        to,
 		cid:       c,
 		m:         m,
 	}
@@ -401,7 +496,9 @@ func (l *Library) putDirect(ctx context.Context, rec *record, mb []byte, olds []
 		del = append(del, o.cid)
 	}
 	l.provide.Dequeue(del...)
-	l.provide.Enqueue(c)
+	if rec.To.Public() {
+		l.provide.Enqueue(c)
+	}
 	if len(olds) > 0 {
 		var oldEntries []Entry
 		for _, o := range olds {
@@ -550,8 +647,11 @@ func (l *Library) withdraw(ctx context.Context, sel map[cid.Cid]*record, selColl
 }
 
 // Open returns the manifest of a published CID and the file, opened for
-// reading, for the fetch protocol; the caller closes the file. It fails
-// with ErrNotPublished for CIDs this node does not publish, and with
+// reading, for the fetch protocol and peer p, its authenticated fetcher;
+// the caller closes the file. It fails with ErrNotPublished for CIDs this
+// node does not publish, and, with the same error, for an entry whose
+// audience does not admit p (so a refusal does not tell that the CID
+// exists, not even that it changed on disk); with
 // ErrChanged when the file's size or modification time differ from when it
 // was hashed: the entry is then marked changed, withdrawn from peers and no
 // longer served under its old CID.
@@ -559,15 +659,16 @@ func (l *Library) withdraw(ctx context.Context, sel map[cid.Cid]*record, selColl
 // The manifest was verified when the file was published (or when the index
 // was loaded) and is kept in memory: Open reads nothing but the file's
 // metadata. The manifest is shared; callers must not modify it.
-func (l *Library) Open(c cid.Cid) (*manifest.Manifest, *os.File, error) {
+func (l *Library) Open(c cid.Cid, p peer.ID) (*manifest.Manifest, *os.File, error) {
 	l.mu.Lock()
 	r, ok := l.index[c]
 	var rec record
 	if ok {
 		rec = *r
 	}
+	listed := l.inFolder[c]
 	l.mu.Unlock()
-	if !ok {
+	if !ok || !(listed || l.allows(rec.To, p)) {
 		return nil, nil, fmt.Errorf("open %s: %w", c, ErrNotPublished)
 	}
 	if rec.Changed {

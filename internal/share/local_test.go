@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -196,7 +197,7 @@ func TestPublishAlreadyAndChangedContent(t *testing.T) {
 	if len(pub) != 2 || !pub[0].CID.Equals(res[0].Entry.CID) {
 		t.Fatalf("Published() after change = %+v", pub)
 	}
-	if _, _, err := n.s.Open(a.CID); !errors.Is(err, ErrNotPublished) {
+	if _, _, err := n.s.Open(a.CID, someone); !errors.Is(err, ErrNotPublished) {
 		t.Fatalf("Open(old CID) = %v, want ErrNotPublished", err)
 	}
 
@@ -237,7 +238,7 @@ func TestOpenServesPublishedAndRefusesChanged(t *testing.T) {
 	e := n.publish(t, "f.bin", content)
 	other := n.publish(t, "g.bin", "ggg")
 
-	m, f, err := n.s.Open(e.CID)
+	m, f, err := n.s.Open(e.CID, someone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestOpenServesPublishedAndRefusesChanged(t *testing.T) {
 	if !m.CID().Equals(e.CID) {
 		t.Fatal("manifest does not match the CID")
 	}
-	if _, _, err := n.s.Open(manifest.CIDOf([]byte("never published"))); !errors.Is(err, ErrNotPublished) {
+	if _, _, err := n.s.Open(manifest.CIDOf([]byte("never published")), someone); !errors.Is(err, ErrNotPublished) {
 		t.Fatalf("Open(unknown) = %v", err)
 	}
 
@@ -259,13 +260,13 @@ func TestOpenServesPublishedAndRefusesChanged(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(n.dir, "f.bin"), later, later); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := n.s.Open(e.CID); !errors.Is(err, ErrChanged) {
+	if _, _, err := n.s.Open(e.CID, someone); !errors.Is(err, ErrChanged) {
 		t.Fatalf("Open(changed) = %v, want ErrChanged", err)
 	}
-	if _, _, err := n.s.Open(e.CID); !errors.Is(err, ErrChanged) {
+	if _, _, err := n.s.Open(e.CID, someone); !errors.Is(err, ErrChanged) {
 		t.Fatalf("second Open(changed) = %v, want ErrChanged", err)
 	}
-	resp := n.s.catalogResponse()
+	resp := n.s.catalogResponse(someone)
 	if len(resp.Entries) != 1 || resp.Entries[0].Name != "g.bin" {
 		t.Fatalf("catalog lists a changed file: %v", resp.Entries)
 	}
@@ -279,7 +280,7 @@ func TestOpenServesPublishedAndRefusesChanged(t *testing.T) {
 	if err := os.Remove(filepath.Join(n.dir, "g.bin")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := n.s.Open(other.CID); !errors.Is(err, ErrChanged) {
+	if _, _, err := n.s.Open(other.CID, someone); !errors.Is(err, ErrChanged) {
 		t.Fatalf("Open(deleted) = %v, want ErrChanged", err)
 	}
 	// Publishing again gives the new content a new CID.
@@ -287,7 +288,7 @@ func TestOpenServesPublishedAndRefusesChanged(t *testing.T) {
 	if err != nil || res[0].Already || res[0].Entry.CID.Equals(e.CID) {
 		t.Fatalf("republish = %+v, %v", res, err)
 	}
-	if _, f, err := n.s.Open(res[0].Entry.CID); err != nil {
+	if _, f, err := n.s.Open(res[0].Entry.CID, someone); err != nil {
 		t.Fatal(err)
 	} else {
 		f.Close()
@@ -332,11 +333,11 @@ func TestRestartKeepsIndexAndReprovides(t *testing.T) {
 	}
 	t.Cleanup(func() { s2.Close() })
 	pub := s2.Published()
-	if len(pub) != 1 || !pub[0].CID.Equals(c) || pub[0].Name != "keep.txt" || pub[0] != res[0].Entry {
+	if len(pub) != 1 || !pub[0].CID.Equals(c) || pub[0].Name != "keep.txt" || !reflect.DeepEqual(pub[0], res[0].Entry) {
 		t.Fatalf("after restart Published() = %+v, want %+v", pub, res[0].Entry)
 	}
 	rt2.waitProvided(t, c, 1)
-	m, f, err := s2.Open(c)
+	m, f, err := s2.Open(c, someone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +405,7 @@ func TestOpenDoesNotReadTheManifestEachTime(t *testing.T) {
 	openN := func(s *Service) {
 		t.Helper()
 		for range 20 {
-			m, f, err := s.Open(e.CID)
+			m, f, err := s.Open(e.CID, someone)
 			if err != nil {
 				t.Fatal(err)
 			}

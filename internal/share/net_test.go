@@ -165,7 +165,7 @@ func TestAnnouncementsOverLoopback(t *testing.T) {
 
 	// A file changed on disk is withdrawn when it is next opened.
 	a.write(t, "z.txt", "z, longer now")
-	if _, _, err := a.s.Open(z.CID); !errors.Is(err, ErrChanged) {
+	if _, _, err := a.s.Open(z.CID, someone); !errors.Is(err, ErrChanged) {
 		t.Fatalf("Open = %v", err)
 	}
 	waitView(t, b.s, "changed z withdrawn on B", func(av []Remote) bool { return len(av) == 1 && hasCID(av, y.CID) })

@@ -47,7 +47,14 @@ type Config struct {
 	// OnChange is what the Library does when a published file changes
 	// on disk; "" is OnChangeRepublish.
 	OnChange OnChange
-	Logger   *slog.Logger // nil: discard
+	// Audience tells the members of the groups that audiences name
+	// (audience.go); asked at every check. nil: groups have no members.
+	Audience AudienceResolver
+	// OnAudienceChange, if set, is called after who may fetch a published
+	// entry changed (a new audience, AudiencesChanged): internal/node
+	// makes the fetch server close what revoked peers are downloading.
+	OnAudienceChange func()
+	Logger           *slog.Logger // nil: discard
 }
 
 // Entry is one published file: ours (Published) or another peer's claim.
@@ -63,6 +70,9 @@ type Entry struct {
 	// ChunkSize are zero.
 	Collection bool
 	Files      int
+	// Audience is who may see and fetch one of our entries (public: zero);
+	// always zero in another peer's claim.
+	Audience Audience
 
 	// heard, for another peer's claim, is our clock when that peer first
 	// gave the CID this name (see merged).

@@ -23,7 +23,7 @@ func TestPublishOfTouchedFileKeepsServing(t *testing.T) {
 	if err != nil || !res[0].Already || !res[0].Entry.CID.Equals(e.CID) {
 		t.Fatalf("publish of the touched file = %+v, %v; want Already, same CID", res, err)
 	}
-	_, f, err := n.s.Open(e.CID)
+	_, f, err := n.s.Open(e.CID, someone)
 	if err != nil {
 		t.Fatalf("Open after publishing the touched file: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestWatcherFollowsTouchedFile(t *testing.T) {
 	if pub := n.s.Published(); len(pub) != 1 || !pub[0].CID.Equals(e.CID) {
 		t.Fatalf("published after a touch: %+v", pub)
 	}
-	_, f, err := n.s.Open(e.CID)
+	_, f, err := n.s.Open(e.CID, someone)
 	if err != nil {
 		t.Fatal(err)
 	}

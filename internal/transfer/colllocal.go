@@ -66,7 +66,7 @@ func (cg *collGet) copyPublished(ctx context.Context, it *citem) (bool, error) {
 	if src == nil {
 		return false, nil
 	}
-	m, f, err := src.Open(it.c)
+	m, f, err := src.Open(it.c, cg.s.cfg.Host.ID()) // this node itself: any audience
 	if err != nil {
 		return false, nil
 	}

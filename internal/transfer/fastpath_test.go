@@ -367,7 +367,7 @@ func TestFastPathExistingPartial(t *testing.T) {
 	cli.fnd.set(addrInfo(srv.h))
 	data := pattern(4096, 150)
 	c := srv.publish(t, "o.bin", data, testChunk)
-	m, f, err := srv.src.Open(c)
+	m, f, err := srv.src.Open(c, cli.h.ID())
 	if err != nil {
 		t.Fatal(err)
 	}

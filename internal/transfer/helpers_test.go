@@ -83,6 +83,22 @@ func newHost(tb testing.TB, unlimited bool) host.Host {
 type testSource struct {
 	mu    sync.Mutex
 	files map[cid.Cid]testFile
+	// only, per CID, the peers it is served to (an audience); no entry:
+	// everyone.
+	only map[cid.Cid]map[peer.ID]bool
+}
+
+// restrict serves c only to peers (none: to no one).
+func (s *testSource) restrict(c cid.Cid, peers ...peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.only == nil {
+		s.only = make(map[cid.Cid]map[peer.ID]bool)
+	}
+	s.only[c] = make(map[peer.ID]bool)
+	for _, p := range peers {
+		s.only[c][p] = true
+	}
 }
 
 type testFile struct {
@@ -103,9 +119,12 @@ type changedError struct{}
 func (changedError) Error() string { return "file changed since it was published" }
 func (changedError) Changed() bool { return true }
 
-func (s *testSource) Open(c cid.Cid) (*manifest.Manifest, *os.File, error) {
+func (s *testSource) Open(c cid.Cid, p peer.ID) (*manifest.Manifest, *os.File, error) {
 	s.mu.Lock()
 	f, ok := s.files[c]
+	if only, restricted := s.only[c]; restricted && !only[p] {
+		ok = false // like share: as if not published
+	}
 	s.mu.Unlock()
 	if !ok {
 		return nil, nil, notServedError{}

@@ -74,6 +74,9 @@ type session struct {
 	state   sessionState
 	since   time.Time // when the current state began
 	evicted bool
+	// cid is what the request being served (or the last one) asked for;
+	// cid.Undef if it was not a valid CID.
+	cid cid.Cid
 }
 
 func (ss *session) idle() bool { return ss.state != sessionServing && !ss.evicted }
@@ -160,14 +163,51 @@ func (s *Service) setIdleLocked(ss *session, now time.Time) bool {
 	return true
 }
 
-// setServingLocked marks ss as answering a request. It reports false if
-// ss was evicted while its handler read the request.
-func (s *Service) setServingLocked(ss *session, now time.Time) bool {
+// setServingLocked marks ss as answering a request for c. It reports
+// false if ss was evicted while its handler read the request.
+func (s *Service) setServingLocked(ss *session, c cid.Cid, now time.Time) bool {
 	if ss.evicted {
 		return false
 	}
-	ss.state, ss.since = sessionServing, now
+	ss.state, ss.since, ss.cid = sessionServing, now, c
 	return true
+}
+
+// Recheck closes every served session that is answering a request for a
+// file its peer may no longer fetch (Source.Open now refuses it): the
+// caller changed who may fetch what (a file's audience, a group). Its
+// stream is reset, so a running download from this node stops at once
+// rather than at the end of the request under way; its next request,
+// like any, is checked again by Source.Open and refused.
+func (s *Service) Recheck() {
+	type serving struct {
+		st     network.Stream
+		remote peer.ID
+		c      cid.Cid
+	}
+	var all []serving
+	s.mu.Lock()
+	for _, ss := range s.sessions.all {
+		if ss.state == sessionServing && ss.cid.Defined() {
+			all = append(all, serving{ss.st, ss.remote, ss.cid})
+		}
+	}
+	s.mu.Unlock()
+	if s.cfg.Source == nil {
+		return
+	}
+	for _, x := range all {
+		_, f, err := s.cfg.Source.Open(x.c, x.remote)
+		if err == nil {
+			f.Close()
+			continue
+		}
+		if isChanged(err) {
+			continue // the request under way notices by itself
+		}
+		s.log.Info("closing a fetch session: its peer may no longer fetch the file", "peer", x.remote, "cid", x.c)
+		x.st.Reset()
+	}
 }
 
 // evictLocked evicts up to n idle sessions that match, longest idle first:
@@ -305,8 +345,9 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 			}
 			return evicted(fmt.Errorf("read request: %w", err))
 		}
+		c, _ := cid.Cast(req.GetCid())
 		s.mu.Lock()
-		ok = s.setServingLocked(ss, time.Now())
+		ok = s.setServingLocked(ss, c, time.Now())
 		s.mu.Unlock()
 		if !ok {
 			return errEvicted // it arrived just as the session was evicted
@@ -367,7 +408,7 @@ func (v *server) serve(req *proto.FetchRequest) error {
 	if err != nil || manifest.CheckCID(c) != nil {
 		return v.respond(proto.FetchResponse_BAD_REQUEST, "bad content ID", 0)
 	}
-	m, f, err := v.s.cfg.Source.Open(c)
+	m, f, err := v.s.cfg.Source.Open(c, v.remote)
 	if err != nil {
 		if req.GetKind() == proto.FetchRequest_MANIFEST {
 			if cs, ok := v.s.cfg.Source.(CollectionSource); ok {

@@ -106,9 +106,14 @@ var (
 
 // Source is what the server serves: the published files (share.Service).
 // Open returns the file's manifest and an open file the server reads and
-// closes. Any error is answered NOT_SERVED, except an error that has a
-// method `Changed() bool` returning true (anywhere in its chain), which is
-// answered CHANGED (the file changed on disk since it was published).
+// closes, for the fetcher p: the authenticated remote peer of the stream
+// (the libp2p connection's peer, which the bbsaes handshake binds). Any
+// error is answered NOT_SERVED, except an error that has a method
+// `Changed() bool` returning true (anywhere in its chain), which is
+// answered CHANGED (the file changed on disk since it was published). A
+// Source that keeps a file from p (its audience does not admit p) must
+// answer as for a CID it does not publish, never CHANGED: the refusal
+// then tells p nothing, not even that the CID exists.
 //
 // The server calls Open for every request and does not hash what it sends:
 // Open must report a file whose size or mtime differ from when it was
@@ -117,7 +122,7 @@ var (
 // opened file. A change that keeps both is not seen by the server; the
 // fetcher, which verifies every chunk, drops such a provider as bad.
 type Source interface {
-	Open(c cid.Cid) (*manifest.Manifest, *os.File, error)
+	Open(c cid.Cid, p peer.ID) (*manifest.Manifest, *os.File, error)
 }
 
 // CollectionSource is implemented by a Source that also publishes

@@ -1,0 +1,152 @@
+package transfer
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/manifest"
+	"github.com/p2pshare/p2pshare/internal/proto"
+)
+
+// askRaw sends one request for c on cn and returns the refusal, failing
+// the test if the server answered OK (it would then send file bytes).
+func askRaw(t *testing.T, cn *conn, kind proto.FetchRequest_Kind, c cid.Cid) *refusedError {
+	t.Helper()
+	req := &proto.FetchRequest{Kind: kind, Cid: c.Bytes()}
+	if kind == proto.FetchRequest_CHUNKS {
+		req.FirstChunk, req.Count = 0, 2
+	}
+	if err := cn.send(req); err != nil {
+		t.Fatal(err)
+	}
+	cn.st.SetReadDeadline(time.Now().Add(ioTimeout))
+	var resp proto.FetchResponse
+	if err := cn.r.ReadMsg(&resp); err != nil {
+		t.Fatalf("read answer: %v", err)
+	}
+	if resp.GetStatus() == proto.FetchResponse_OK || resp.GetLength() != 0 {
+		t.Fatalf("%s of a file kept from this peer answered %v, length %d", kind, resp.GetStatus(), resp.GetLength())
+	}
+	return &refusedError{resp.GetStatus(), resp.GetMessage()}
+}
+
+// A peer outside a file's audience gets, for its manifest and its chunks,
+// exactly the answer given for a CID nobody publishes, and no byte; a
+// peer inside it is served on the same server.
+func TestServerRefusesOutsidePeer(t *testing.T) {
+	data := pattern(4*testChunk, 40)
+	srv := newNode(t)
+	c := srv.publish(t, "secret.bin", data, testChunk)
+	insider, outsider := newNode(t), newNode(t)
+	srv.src.restrict(c, insider.h.ID())
+	unknown := manifest.CIDOf([]byte("published by nobody"))
+
+	cn, err := outsider.svc.dial(ctxT(t, time.Minute), addrInfo(srv.h), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.close()
+	for _, kind := range []proto.FetchRequest_Kind{proto.FetchRequest_MANIFEST, proto.FetchRequest_CHUNKS} {
+		got := askRaw(t, cn, kind, c)
+		want := askRaw(t, cn, kind, unknown)
+		if *got != *want || got.status != proto.FetchResponse_NOT_SERVED {
+			t.Fatalf("%s: refusal %v, for an unknown CID %v", kind, got, want)
+		}
+	}
+	// A refusal does not reveal a change on disk either (CHANGED would).
+	rewrite(t, srv.src.files[c].path, 0)
+	if got := askRaw(t, cn, proto.FetchRequest_MANIFEST, c); got.status != proto.FetchResponse_NOT_SERVED {
+		t.Fatalf("changed file kept from this peer answered %v", got)
+	}
+
+	c2 := srv.publish(t, "secret2.bin", data[:3*testChunk], testChunk)
+	srv.src.restrict(c2, insider.h.ID())
+	insider.fnd.set(addrInfo(srv.h))
+	res, err := insider.svc.Get(ctxT(t, time.Minute), c2, GetOptions{Name: "s.bin"})
+	if err != nil {
+		t.Fatalf("insider: %v", err)
+	}
+	checkFile(t, res.Path, data[:3*testChunk])
+
+	outsider.fnd.set(addrInfo(srv.h))
+	if _, err := outsider.svc.Get(ctxT(t, time.Minute), c2, GetOptions{Name: "s.bin"}); err == nil {
+		t.Fatal("outsider's Get succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(outsider.dir, "downloads", "s.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("outsider has a file: %v", err)
+	}
+}
+
+// A peer revoked while it downloads stops receiving at once: Recheck
+// resets its session in the middle of a request, and its next request is
+// refused, so the download ends without the file.
+func TestRevokedDownloadStops(t *testing.T) {
+	const chunks = 64
+	data := pattern(chunks*testChunk, 41)
+	srv := newNode(t)
+	c := srv.publish(t, "big.bin", data, testChunk)
+	cli := newNode(t, func(cfg *Config) { cfg.ChunksPerRequest = chunks; cfg.Window = 1 })
+	srv.src.restrict(c, cli.h.ID())
+	cli.fnd.set(addrInfo(srv.h))
+
+	reached, proceed := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	revoked := false
+	readAfter := 0 // chunks the server read after the revocation
+	srv.svc.corrupt = func(i int, _ []byte) {
+		mu.Lock()
+		if revoked {
+			readAfter++
+		}
+		mu.Unlock()
+		if i == 2 {
+			close(reached)
+			<-proceed
+		}
+	}
+	type result struct {
+		res *Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "big.bin"})
+		done <- result{res, err}
+	}()
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("the download never reached chunk 2")
+	}
+	mu.Lock()
+	revoked = true
+	mu.Unlock()
+	srv.src.restrict(c, peer.ID("someone else"))
+	srv.svc.Recheck()
+	close(proceed)
+
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the revoked download did not end")
+	}
+	if r.err == nil {
+		t.Fatalf("revoked download finished: %+v", r.res)
+	}
+	if _, err := os.Stat(filepath.Join(cli.dir, "downloads", "big.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("revoked peer has the file: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if readAfter > 0 {
+		t.Fatalf("the server read %d more chunks for the revoked peer", readAfter)
+	}
+}
