@@ -284,9 +284,19 @@ func (t *transferSet) measure(i int, size int64, outDir string) error {
 		note = "VmHWM over the process's life (clear_refs refused)"
 	}
 	out := filepath.Join(outDir, fmt.Sprintf("%s-get1-%d.bin", t.transport, i))
+	fc, sc := procCPU(ns.fetcher.cmd.Process.Pid), procCPU(ns.providers[0].cmd.Process.Pid)
 	d, np, err := ns.get("big.bin", out, ns.ids[0])
 	if err != nil {
 		return err
+	}
+	// CPU per GiB moved: what the get costs, whatever else shares the
+	// machine's cores (unlike its rate).
+	if fc >= 0 && sc >= 0 {
+		gib := float64(size) / (1 << 30)
+		fc = procCPU(ns.fetcher.cmd.Process.Pid) - fc
+		sc = procCPU(ns.providers[0].cmd.Process.Pid) - sc
+		emit(Result{Bench: "cpu", Case: t.name("fetcher"), Metric: "s_per_GiB", Value: fc.Seconds() / gib, Run: i, Size: size})
+		emit(Result{Bench: "cpu", Case: t.name("server"), Metric: "s_per_GiB", Value: sc.Seconds() / gib, Run: i, Size: size})
 	}
 	if err := checkSize(out, size); err != nil {
 		return err

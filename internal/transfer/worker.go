@@ -59,7 +59,6 @@ type worker struct {
 	cn *conn
 	sc *scheduler
 	p  *partial
-	fh *fileHasher
 
 	free       chan *[]byte // chunk buffers not in use
 	toSink     chan sinkJob
@@ -83,7 +82,7 @@ var errSinkFailed = errors.New("chunk refused")
 // newWorker starts a worker, and its sink, on cn; the manifest is known.
 func (g *getter) newWorker(cn *conn) *worker {
 	g.mu.Lock()
-	w := &worker{g: g, cn: cn, sc: g.sched, p: g.part, fh: g.fh,
+	w := &worker{g: g, cn: cn, sc: g.sched, p: g.part,
 		free: make(chan *[]byte, 2), toSink: make(chan sinkJob, 2), sinkResult: make(chan error, 1)}
 	g.mu.Unlock()
 	w.free <- g.s.getBuf(w.p.m.ChunkSize)
@@ -216,8 +215,9 @@ func (w *worker) receive(r *request) error {
 }
 
 // store verifies chunk i and, unless another provider stored it first,
-// writes it to the partial file, marks it done and gives it to the
-// whole-file hasher.
+// writes it to the partial file and marks it done. The chunk's hash,
+// listed in the manifest that the CID vouches for, is the whole check:
+// hashing the file again as a whole would only repeat it (see finish).
 func (w *worker) store(i int, b []byte) error {
 	g := w.g
 	if !w.p.m.VerifyChunk(i, b) {
@@ -230,7 +230,6 @@ func (w *worker) store(i int, b []byte) error {
 		return &fatalError{fmt.Errorf("transfer %s: write partial data: %w", g.c, err)}
 	}
 	if w.sc.markDone(i) {
-		w.fh.add(i, b)
 		g.fetched.Add(1)
 		g.fetchedBytes.Add(int64(len(b)))
 		g.swarm.credit(w.cn.peer)
