@@ -24,10 +24,12 @@ func freeLoopbackPort() (string, error) {
 }
 
 // profile collects, from t's fetcher and first provider (both started with
-// P2PSHARE_PPROF), a CPU profile and the block and mutex profiles (off-CPU
-// time: what goroutines waited on) over d, while the fetcher repeats
-// 1-provider gets. They are written to dir as TRANSPORT-NODE.KIND.pprof;
-// read them with `go tool pprof bin/p2pshare FILE`.
+// P2PSHARE_PPROF), a CPU profile, the block and mutex profiles (off-CPU
+// time: what goroutines waited on) and an execution trace (time blocked in
+// system calls: `go tool trace -pprof=syscall FILE`) over d, while the
+// fetcher repeats 1-provider gets. They are written to dir as
+// TRANSPORT-NODE.KIND.pprof; read them with `go tool pprof bin/p2pshare
+// FILE`.
 func (t *transferSet) profile(dir, outDir string, d time.Duration) error {
 	ns := t.ns
 	if len(ns.pprof) < 2 {
@@ -38,9 +40,9 @@ func (t *transferSet) profile(dir, outDir string, d time.Duration) error {
 	}
 	secs := max(int(d.Seconds()), 1)
 	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 8)
 	for i, node := range []string{"fetcher", "provider"} {
-		for _, kind := range []string{"profile", "block", "mutex"} {
+		for _, kind := range []string{"profile", "block", "mutex", "trace"} {
 			url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", ns.pprof[i], kind, secs)
 			name := kind
 			if kind == "profile" {

@@ -52,8 +52,8 @@ func (g *getter) fetchFrom(ctx context.Context, cn *conn) error {
 // worker fetches chunks from one provider over one stream. It keeps up to
 // Config.Window requests in flight, reads each answer off the network and
 // hands the chunks to its sink goroutine, which verifies and writes them:
-// reading a chunk overlaps verifying and writing the previous one. Two
-// chunk buffers go round between them.
+// reading a chunk overlaps verifying and writing the previous ones. A few
+// chunk buffers go round between them (sinkBuffers).
 type worker struct {
 	g  *getter
 	cn *conn
@@ -75,6 +75,20 @@ type sinkJob struct {
 	release *request
 }
 
+// sinkBytes is about how much of the chunks read a worker holds for its
+// sink (at least two chunks). With two 1 MiB buffers, reader and sink ran
+// in lock step: each waited for the other about half of the time
+// (a write stalled by a concurrent fsync, a scheduling delay on a shared
+// machine), and the provider waited on the stream's window meanwhile; four
+// absorb such stalls (cmd/p2pbench/findings.md).
+const sinkBytes = 4 << 20
+
+// sinkBuffers is the number of chunk buffers of a worker for chunks of
+// chunkSize bytes.
+func sinkBuffers(chunkSize int) int {
+	return max(2, sinkBytes/max(chunkSize, 1))
+}
+
 // errSinkFailed stops a worker whose sink refused a chunk; the sink's own
 // error is what the worker reports.
 var errSinkFailed = errors.New("chunk refused")
@@ -82,11 +96,13 @@ var errSinkFailed = errors.New("chunk refused")
 // newWorker starts a worker, and its sink, on cn; the manifest is known.
 func (g *getter) newWorker(cn *conn) *worker {
 	g.mu.Lock()
+	n := sinkBuffers(g.part.m.ChunkSize)
 	w := &worker{g: g, cn: cn, sc: g.sched, p: g.part,
-		free: make(chan *[]byte, 2), toSink: make(chan sinkJob, 2), sinkResult: make(chan error, 1)}
+		free: make(chan *[]byte, n), toSink: make(chan sinkJob, n), sinkResult: make(chan error, 1)}
 	g.mu.Unlock()
-	w.free <- g.s.getBuf(w.p.m.ChunkSize)
-	w.free <- g.s.getBuf(w.p.m.ChunkSize)
+	for range n {
+		w.free <- g.s.getBuf(w.p.m.ChunkSize)
+	}
 	go w.sink()
 	return w
 }
@@ -153,8 +169,9 @@ func (w *worker) close(err error) error {
 	for _, r := range w.sent {
 		w.sc.release(r)
 	}
-	w.g.s.putBuf(<-w.free)
-	w.g.s.putBuf(<-w.free)
+	for range cap(w.free) {
+		w.g.s.putBuf(<-w.free)
+	}
 	return err
 }
 
