@@ -390,15 +390,21 @@ func cmdReport(args []string) error {
 
 const methodText = `## How each figure is measured
 
-- **Transfer**: two or four ` + "`bin/p2pshare`" + ` processes, each with its own ` + "`--data`" + `, listening on
-  ` + "`/ip4/127.0.0.1/tcp/0`" + ` with ` + "`--no-mdns`" + `, driven through piped stdin by ` + "`p2pbench transfer`" + `
+- **Transfer**: ` + "`bin/p2pshare`" + ` processes, each with its own ` + "`--data`" + `, in three configurations:
+  TCP only (` + "`--listen /ip4/127.0.0.1/tcp/0 --no-mdns`" + `; a fetcher and 3 providers), QUIC only
+  (` + "`--listen /ip4/127.0.0.1/udp/0/quic-v1 --no-mdns`" + `; a fetcher and 3 providers; the fetcher connects to each
+  provider's address) and default flags (no ` + "`--listen`" + `, mDNS on: what a user gets; a fetcher and one provider
+  that find each other by mDNS), driven through piped stdin by ` + "`p2pbench transfer`" + `
   (each command is followed by ` + "`echo @@N`" + `; the time runs from writing ` + "`get big.bin -o OUT [--from P1]`" + `
   to reading the marker after the ` + "`saved ... verified`" + ` line). The file is pseudo-random (AES-CTR),
   hard-linked into each provider's share folder and read once beforehand, so every sender reads from the page
   cache; every receiver writes to disk. Baselines, interleaved with the gets in every run: a plain TCP copy over
   loopback (read + write through a 1 MiB buffer, receiver writes the file and fsyncs) and a bare libp2p stream
   between two in-process hosts configured like internal/p2p's (TCP, TLS then Noise, yamux, the same
-  resource-manager limits), receiver writes and fsyncs. No sendfile/splice in the baselines.
+  resource-manager limits; and the same over QUIC), whose receiver drops what it reads (/dev/null: the target's
+  baseline, for each get that of the transport it rode, TCP for the default flags) or writes and fsyncs it.
+  No sendfile/splice in the baselines. CPU: user + system time of the fetching and the serving node during
+  each 1-provider get (/proc/PID/stat), per GiB moved.
 - **Publish**: the ` + "`publish`" + ` command of one node on the same (cached) file, timed from the command to its
   marker (the node hashes every time; later runs answer "already published"), and ` + "`manifest.Build`" + ` in the
   p2pbench process, against ` + "`openssl dgst -sha256 FILE`" + ` run in the same loop iteration.
