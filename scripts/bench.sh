@@ -9,7 +9,8 @@
 #   scripts/bench.sh --api      only the local API and web UI figures (a daemon with 10,000 remote entries; 1 GiB gets; a few minutes)
 #   scripts/bench.sh --folder   only the folder figures (publish and get a tree of 10,000 x 4 KiB files and 4 x 64 MiB; a few minutes)
 #   options: --runs N (runs per figure, default 5), --keep (keep the work folder),
-#            --cpuprofile DIR (CPU profiles of the in-process parts)
+#            --cpuprofile DIR (CPU profiles of the in-process parts, and CPU, block,
+#            mutex profiles and a trace of both nodes of each transfer configuration)
 #
 # Builds bin/p2pshare and bin/p2pbench, runs the p2pbench subcommands (each
 # prints JSON lines), aggregates them with `p2pbench report`, prints the
@@ -161,8 +162,11 @@ fi
 for size in "${SIZES[@]}"; do
   step "generating a $size pseudo-random file"
   "$B" gen -file "$WORK/data-$size.bin" -size "$size"
-  step "transfer $size: TCP copy, bare libp2p, get from 1 and 3 providers x $RUNS"
-  "$B" transfer -bin "$N" -file "$WORK/data-$size.bin" -runs "$RUNS" -providers 3 -work "$WORK/transfer-$size" >>"$RESULTS"
+  step "transfer $size: TCP copy, bare libp2p over TCP and QUIC, get from 1 and 3 providers over TCP and QUIC, 1 with default flags x $RUNS"
+  tprof=()
+  [[ -n $PROF ]] && tprof=(-profile "$PROF/transfer-$size")
+  "$B" transfer -bin "$N" -file "$WORK/data-$size.bin" -runs "$RUNS" -providers 3 -transports tcp,quic,default \
+    -work "$WORK/transfer-$size" "${tprof[@]}" >>"$RESULTS"
   rm -rf "$WORK/transfer-$size"
   step "publish $size: openssl dgst -sha256, manifest.Build, publish command x $RUNS"
   "$B" hash -bin "$N" -file "$WORK/data-$size.bin" -runs "$RUNS" $(prof hash) >>"$RESULTS"

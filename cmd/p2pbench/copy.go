@@ -92,18 +92,21 @@ func tcpCopy(file, dir string) (time.Duration, int64, error) {
 const bareProto = proto.Prefix + "/bench/bare/1"
 
 // libp2pPair is two in-process hosts configured like internal/p2p's (TCP,
-// TLS then Noise, yamux, the same resource-manager limits), connected.
+// TLS then Noise, yamux, or QUIC; the same resource-manager limits),
+// connected.
 type libp2pPair struct {
 	snd, rcv host.Host
 	file     string
 }
 
-func newLibp2pPair(file string) (*libp2pPair, error) {
-	snd, err := newHost(hostConfig{bulk: []protocol.ID{bareProto}})
+// newLibp2pPair connects two hosts over transport ("tcp" or "quic").
+func newLibp2pPair(file, transport string) (*libp2pPair, error) {
+	cfg := hostConfig{bulk: []protocol.ID{bareProto}, transport: transport}
+	snd, err := newHost(cfg)
 	if err != nil {
 		return nil, err
 	}
-	rcv, err := newHost(hostConfig{bulk: []protocol.ID{bareProto}})
+	rcv, err := newHost(cfg)
 	if err != nil {
 		snd.Close()
 		return nil, err
@@ -128,8 +131,9 @@ func newLibp2pPair(file string) (*libp2pPair, error) {
 func (p *libp2pPair) Close() { p.snd.Close(); p.rcv.Close() }
 
 // copy opens a stream on the existing connection; the sender streams the
-// file, the receiver writes and fsyncs it. The time runs from NewStream to
-// the fsync.
+// file, the receiver writes and fsyncs it under dir, or drops it (dir
+// empty: what the stream alone can carry). The time runs from NewStream to
+// the fsync (the last byte).
 func (p *libp2pPair) copy(dir string) (time.Duration, int64, error) {
 	st, err := os.Stat(p.file)
 	if err != nil {
@@ -145,8 +149,22 @@ func (p *libp2pPair) copy(dir string) (time.Duration, int64, error) {
 		return 0, 0, err
 	}
 	defer s.Close()
-	err = receive(s, out, st.Size())
+	if dir == "" {
+		err = discard(s, st.Size())
+	} else {
+		err = receive(s, out, st.Size())
+	}
 	return time.Since(start), st.Size(), err
+}
+
+// discard reads r to its end through a 1 MiB buffer, as receive does, but
+// writes nothing (/dev/null), and checks the byte count.
+func discard(r io.Reader, want int64) error {
+	n, err := io.CopyBuffer(onlyWriter{io.Discard}, onlyReader{r}, make([]byte, copyBuf))
+	if err == nil && n != want {
+		err = fmt.Errorf("received %d bytes, want %d", n, want)
+	}
+	return err
 }
 
 func cmdTCPCopy(args []string) error {
@@ -177,11 +195,16 @@ func cmdLibp2pCopy(args []string) error {
 	file := fs.String("file", "", "file to send")
 	runs := fs.Int("runs", 1, "runs")
 	dir := fs.String("dir", os.TempDir(), "receiver's folder")
+	transport := fs.String("transport", "tcp", "tcp or quic")
+	null := fs.Bool("null", false, "the receiver drops what it reads instead of writing it")
 	var c common
 	c.register(fs)
 	fs.Parse(args)
+	if *null {
+		*dir = ""
+	}
 	warm(*file)
-	p, err := newLibp2pPair(*file)
+	p, err := newLibp2pPair(*file, *transport)
 	if err != nil {
 		return err
 	}
@@ -195,7 +218,21 @@ func cmdLibp2pCopy(args []string) error {
 		if err != nil {
 			return err
 		}
-		emit(Result{Bench: "transfer", Case: "libp2p", Metric: "MBps", Value: mbps(n, d), Run: i, Size: n})
+		emit(Result{Bench: "transfer", Case: bareCase(*transport, *dir == ""), Metric: "MBps", Value: mbps(n, d), Run: i, Size: n})
 	}
 	return nil
+}
+
+// bareCase names the result of a bare stream over transport: "libp2p" for
+// TCP written to disk and fsynced (the first baseline, kept under its
+// name), "bare-tcp" or "bare-quic" to /dev/null, "libp2p-quic" for QUIC
+// to disk.
+func bareCase(transport string, null bool) string {
+	switch {
+	case null:
+		return "bare-" + transport
+	case transport == "tcp":
+		return "libp2p"
+	}
+	return "libp2p-" + transport
 }

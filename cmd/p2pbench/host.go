@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -27,11 +28,14 @@ type hostConfig struct {
 	// manager watermarks, so hundreds of hosts fit in one process.
 	bounded           bool
 	connLow, connHigh int
+	// transport: "tcp" (the default: TCP, TLS then Noise, yamux) or
+	// "quic" (QUIC v1, its own TLS and streams).
+	transport string
 }
 
 // newHost starts a host configured like internal/p2p's (TCP, TLS before
-// Noise, yamux), listening on 127.0.0.1 only and refusing to dial anything
-// but loopback.
+// Noise, yamux; or QUIC), listening on 127.0.0.1 only and refusing to dial
+// anything but loopback.
 func newHost(cfg hostConfig) (host.Host, error) {
 	var rm network.ResourceManager
 	var err error
@@ -54,9 +58,17 @@ func newHost(cfg hostConfig) (host.Host, error) {
 		rm.Close()
 		return nil, err
 	}
+	transport := []libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Transport(tcp.NewTCPTransport)}
+	switch cfg.transport {
+	case "", "tcp":
+	case "quic":
+		transport = []libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"), libp2p.Transport(quic.NewTransport)}
+	default:
+		rm.Close()
+		return nil, fmt.Errorf("transport %q: want tcp or quic", cfg.transport)
+	}
 	return libp2p.New(
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.ChainOptions(transport...),
 		libp2p.ChainOptions(libp2p.Security(tls.ID, tls.New), libp2p.Security(noise.ID, noise.New)),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),

@@ -279,29 +279,6 @@ func niceSelf(n int) error {
 	return nil
 }
 
-// procCPU is the CPU time (user and system) process pid has used, from
-// /proc/PID/stat in clock ticks of 10 ms (USER_HZ is 100 on Linux); -1 if
-// it cannot be read.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	// The command name (field 2) may hold spaces: count from after it.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return -1
-	}
-	var ut, st int64
-	fmt.Sscan(f[11], &ut) // field 14, utime
-	fmt.Sscan(f[12], &st) // field 15, stime
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
 // selfCPU is the CPU time this process (the attackers) has used.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage

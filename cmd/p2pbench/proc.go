@@ -52,6 +52,13 @@ func killAll() {
 // extra flags. If bbsKey is set, it is copied into dir first so the node
 // does not spend seconds making its own modulus.
 func startNode(bin, name, dir, bbsKey string, extra ...string) (*proc, error) {
+	return startNodeEnv(bin, name, dir, bbsKey, nil, []string{"/ip4/127.0.0.1/tcp/0"}, extra...)
+}
+
+// startNodeEnv is startNode with environment variables added to the
+// node's and a --listen flag per address of listen (none: the node's
+// default addresses).
+func startNodeEnv(bin, name, dir, bbsKey string, env, listen []string, extra ...string) (*proc, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
 		return nil, err
 	}
@@ -66,8 +73,15 @@ func startNode(bin, name, dir, bbsKey string, extra ...string) (*proc, error) {
 			}
 		}
 	}
-	args := append([]string{"--data", dir, "--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
-	return startCmd(exec.Command(bin, args...), name, dir)
+	args := []string{"--data", dir}
+	for _, a := range listen {
+		args = append(args, "--listen", a)
+	}
+	cmd := exec.Command(bin, append(args, extra...)...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	return startCmd(cmd, name, dir)
 }
 
 // startCmd starts cmd as a driven node process (see proc).
@@ -187,7 +201,8 @@ func texts(ls []line) []string {
 	return s
 }
 
-// id returns the node's peer ID and its first TCP multiaddr with /p2p/.
+// id returns the node's peer ID and its first 127.0.0.1 multiaddr (TCP or
+// QUIC, whichever it lists first) with /p2p/.
 func (p *proc) id() (string, string, error) {
 	out, _, err := p.run(30*time.Second, "id")
 	if err != nil {
@@ -198,17 +213,40 @@ func (p *proc) id() (string, string, error) {
 		t := strings.TrimSpace(l.text)
 		if s, ok := strings.CutPrefix(t, "peer ID: "); ok {
 			id = s
-		} else if strings.HasPrefix(t, "/ip4/127.0.0.1/tcp/") && addr == "" {
+		} else if (strings.HasPrefix(t, "/ip4/127.0.0.1/tcp/") || strings.HasPrefix(t, "/ip4/127.0.0.1/udp/")) && addr == "" {
 			addr = t
 		}
 	}
 	if id == "" || addr == "" {
-		return "", "", fmt.Errorf("%s: no peer ID or TCP address in %v", p.name, texts(out))
+		return "", "", fmt.Errorf("%s: no peer ID or 127.0.0.1 address in %v", p.name, texts(out))
 	}
 	if !strings.Contains(addr, "/p2p/") {
 		addr += "/p2p/" + id
 	}
 	return id, addr, nil
+}
+
+// procCPU is the CPU time (user and system) process pid has used, from
+// /proc/PID/stat in clock ticks of 10 ms (USER_HZ is 100 on Linux); -1 if
+// it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) may hold spaces: count from after it.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut) // field 14, utime
+	fmt.Sscan(f[12], &st) // field 15, stime
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // status reads a field of /proc/PID/status in KiB (VmHWM, VmRSS).

@@ -131,9 +131,12 @@ func cmdReport(args []string) error {
 	var rows []row
 	var summary []string
 
-	// 1. Transfer.
+	// 1. Transfer. Each get is compared with the bare libp2p stream of the
+	// transport it rode, to /dev/null (the issue's target), and with the
+	// same stream written and fsynced; the default configuration (no
+	// --listen, mDNS) with bare TCP.
 	for _, sz := range sizes("transfer") {
-		tcp, lp := get("transfer", "tcp", "MBps", sz, 0), get("transfer", "libp2p", "MBps", sz, 0)
+		tcp := get("transfer", "tcp", "MBps", sz, 0)
 		thr := func(name string, s *stats) row {
 			return row{figure: fmt.Sprintf("transfer %s: %s (MB/s)", humanSize(sz), name), median: f0(s.median()),
 				spread: f0(s.p5()) + " / " + f0(s.max()), runs: fmt.Sprint(len(s.vals))}
@@ -143,34 +146,66 @@ func cmdReport(args []string) error {
 			r.baseline = "(baseline)"
 			rows = append(rows, r)
 		}
-		if lp != nil {
-			r := thr("bare libp2p stream (TCP+TLS+yamux), fsync", lp)
+		for _, b := range []struct{ cas, name string }{
+			{"libp2p", "bare libp2p stream (TCP+TLS+yamux), fsync"},
+			{"bare-tcp", "bare libp2p stream (TCP+TLS+yamux), to /dev/null"},
+			{"libp2p-quic", "bare libp2p stream (QUIC), fsync"},
+			{"bare-quic", "bare libp2p stream (QUIC), to /dev/null"},
+		} {
+			s := get("transfer", b.cas, "MBps", sz, 0)
+			if s == nil {
+				continue
+			}
+			r := thr(b.name, s)
 			r.baseline = "TCP copy"
 			if tcp != nil {
-				r.ratio = pct(lp.median() / tcp.median())
+				r.ratio = pct(s.median() / tcp.median())
 			}
 			rows = append(rows, r)
 		}
-		for _, c := range []string{"get1", "get2", "get3", "get4"} {
-			g := get("transfer", c, "MBps", sz, 0)
-			if g == nil {
+		for _, g := range []struct{ prefix, transport, label, null, fsync string }{
+			{"", "TCP", "", "bare-tcp", "libp2p"},
+			{"quic-", "QUIC", "QUIC, ", "bare-quic", "libp2p-quic"},
+			{"default-", "TCP", "default flags (mDNS, TCP and QUIC), ", "bare-tcp", "libp2p"},
+		} {
+			for _, n := range []string{"1", "2", "3", "4"} {
+				c := g.prefix + "get" + n
+				s := get("transfer", c, "MBps", sz, 0)
+				if s == nil {
+					continue
+				}
+				r := thr(fmt.Sprintf("`get`, %s%s provider(s), encrypted+verified", g.label, n), s)
+				null, fsync := get("transfer", g.null, "MBps", sz, 0), get("transfer", g.fsync, "MBps", sz, 0)
+				switch {
+				case null != nil:
+					ratio := s.median() / null.median()
+					r.baseline = "bare " + g.transport + ", /dev/null"
+					r.ratio = pct(ratio)
+					if fsync != nil {
+						r.ratio += fmt.Sprintf(" (%s of fsync)", pct(s.median()/fsync.median()))
+					}
+					r.target = ">= 45% of bare " + g.transport
+					r.status = metStr(ratio >= 0.45)
+				case fsync != nil && g.prefix == "":
+					// Results from before the /dev/null baseline.
+					ratio := s.median() / fsync.median()
+					r.baseline, r.ratio = "bare libp2p", pct(ratio)
+					r.target = ">= 50% of bare libp2p and >= 350 MB/s"
+					r.status = metStr(ratio >= 0.5 && s.median() >= 350)
+				}
+				if r.status != "" {
+					summary = append(summary, fmt.Sprintf("transfer %s %s%s providers: %s", humanSize(sz), g.label, n, strings.Trim(r.status, "*")))
+				}
+				rows = append(rows, r)
+			}
+		}
+		for _, c := range []struct{ prefix, label string }{{"", "TCP"}, {"quic-", "QUIC"}, {"default-", "default flags"}} {
+			f, sv := get("cpu", c.prefix+"fetcher", "s_per_GiB", sz, 0), get("cpu", c.prefix+"server", "s_per_GiB", sz, 0)
+			if f == nil || sv == nil {
 				continue
 			}
-			name := fmt.Sprintf("`get`, %s provider(s), encrypted+verified", c[3:])
-			r := thr(name, g)
-			if lp != nil {
-				ratio := g.median() / lp.median()
-				r.baseline = "bare libp2p"
-				r.ratio = pct(ratio)
-				if tcp != nil {
-					r.ratio += fmt.Sprintf(" (%s of TCP)", pct(g.median()/tcp.median()))
-				}
-				r.target = ">= 50% of bare libp2p and >= 350 MB/s"
-				ok := ratio >= 0.5 && g.median() >= 350
-				r.status = metStr(ok)
-				summary = append(summary, fmt.Sprintf("transfer %s %s providers: %s", humanSize(sz), c[3:], strings.Trim(r.status, "*")))
-			}
-			rows = append(rows, r)
+			rows = append(rows, row{figure: fmt.Sprintf("CPU of a %s get, 1 provider, %s: fetching + serving node (s per GiB)", humanSize(sz), c.label),
+				median: f1(f.median() + sv.median()), spread: fmt.Sprintf("%s + %s", f1(f.median()), f1(sv.median())), runs: fmt.Sprint(len(f.vals))})
 		}
 	}
 
@@ -203,6 +238,12 @@ func cmdReport(args []string) error {
 			{"server", "idle-server", "serving node, 1 provider"},
 			{"fetcher-3p", "idle-fetcher", "fetching node, 3 providers"},
 			{"server-3p", "idle-server", "serving nodes (max), 3 providers"},
+			{"quic-fetcher", "idle-fetcher", "fetching node, 1 provider, QUIC"},
+			{"quic-server", "idle-server", "serving node, 1 provider, QUIC"},
+			{"quic-fetcher-3p", "idle-fetcher", "fetching node, 3 providers, QUIC"},
+			{"quic-server-3p", "idle-server", "serving nodes (max), 3 providers, QUIC"},
+			{"default-fetcher", "idle-fetcher", "fetching node, 1 provider, default flags"},
+			{"default-server", "idle-server", "serving node, 1 provider, default flags"},
 		} {
 			s := get("memory", c.cas, "MiB", sz, 0)
 			if s == nil {
@@ -349,15 +390,21 @@ func cmdReport(args []string) error {
 
 const methodText = `## How each figure is measured
 
-- **Transfer**: two or four ` + "`bin/p2pshare`" + ` processes, each with its own ` + "`--data`" + `, listening on
-  ` + "`/ip4/127.0.0.1/tcp/0`" + ` with ` + "`--no-mdns`" + `, driven through piped stdin by ` + "`p2pbench transfer`" + `
+- **Transfer**: ` + "`bin/p2pshare`" + ` processes, each with its own ` + "`--data`" + `, in three configurations:
+  TCP only (` + "`--listen /ip4/127.0.0.1/tcp/0 --no-mdns`" + `; a fetcher and 3 providers), QUIC only
+  (` + "`--listen /ip4/127.0.0.1/udp/0/quic-v1 --no-mdns`" + `; a fetcher and 3 providers; the fetcher connects to each
+  provider's address) and default flags (no ` + "`--listen`" + `, mDNS on: what a user gets; a fetcher and one provider
+  that find each other by mDNS), driven through piped stdin by ` + "`p2pbench transfer`" + `
   (each command is followed by ` + "`echo @@N`" + `; the time runs from writing ` + "`get big.bin -o OUT [--from P1]`" + `
   to reading the marker after the ` + "`saved ... verified`" + ` line). The file is pseudo-random (AES-CTR),
   hard-linked into each provider's share folder and read once beforehand, so every sender reads from the page
   cache; every receiver writes to disk. Baselines, interleaved with the gets in every run: a plain TCP copy over
   loopback (read + write through a 1 MiB buffer, receiver writes the file and fsyncs) and a bare libp2p stream
   between two in-process hosts configured like internal/p2p's (TCP, TLS then Noise, yamux, the same
-  resource-manager limits), receiver writes and fsyncs. No sendfile/splice in the baselines.
+  resource-manager limits; and the same over QUIC), whose receiver drops what it reads (/dev/null: the target's
+  baseline, for each get that of the transport it rode, TCP for the default flags) or writes and fsyncs it.
+  No sendfile/splice in the baselines. CPU: user + system time of the fetching and the serving node during
+  each 1-provider get (/proc/PID/stat), per GiB moved.
 - **Publish**: the ` + "`publish`" + ` command of one node on the same (cached) file, timed from the command to its
   marker (the node hashes every time; later runs answer "already published"), and ` + "`manifest.Build`" + ` in the
   p2pbench process, against ` + "`openssl dgst -sha256 FILE`" + ` run in the same loop iteration.

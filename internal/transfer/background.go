@@ -10,10 +10,9 @@ import (
 // is unmarked (and re-verified from the data file on resume, not fetched).
 const persistInterval = 200 * time.Millisecond
 
-// startBackground starts, once the manifest is known, the goroutines that
-// persist the verified-chunk bitmap and hash the chunks already on disk
-// when a download resumes (the fetched ones are hashed as they are stored,
-// see fileHasher). The returned func stops them and waits.
+// startBackground starts, once the manifest is known, the goroutine that
+// persists the verified-chunk bitmap. The returned func stops it and
+// waits.
 func (g *getter) startBackground() (stop func()) {
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
@@ -26,26 +25,12 @@ func (g *getter) startBackground() (stop func()) {
 			return
 		}
 		g.mu.Lock()
-		p, sc, fh := g.part, g.sched, g.fh
+		p, sc := g.part, g.sched
 		g.mu.Unlock()
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			g.persistLoop(p, sc, quit)
-		}()
-		go func() {
-			defer wg.Done()
-			fh.kick()
-		}()
+		g.persistLoop(p, sc, quit)
 	}()
 	return func() {
 		close(quit)
-		g.mu.Lock()
-		fh := g.fh
-		g.mu.Unlock()
-		if fh != nil {
-			fh.stop() // a kick reading a resumed prefix stops at the next chunk
-		}
 		wg.Wait()
 	}
 }

@@ -110,7 +110,7 @@ func (s *Service) dial(ctx context.Context, ai peer.AddrInfo, c cid.Cid) (*conn,
 	}
 	dctx, cancel := context.WithTimeout(sctx, handshakeTimeout)
 	defer cancel()
-	st, err := h.NewStream(dctx, ai.ID, proto.FetchID)
+	st, err := newFetchStream(dctx, h, ai.ID, proto.FetchID)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,8 +181,11 @@ type getter struct {
 	fetchedBytes atomic.Int64 // bytes of those chunks
 	// Written only by the goroutine running Get, before the workers start
 	// or after they have stopped.
-	resumed  int // chunks already verified on disk when it started
-	rechecks int // rounds of re-verifying the data file after a whole-file mismatch
+	resumed int // chunks already verified on disk when it started
+	// trusted marks the chunks the done bitmap vouched for when the
+	// partial download was opened: verified by an earlier Get, not by
+	// this one; finish verifies them again (checkTrusted).
+	trusted []bool
 	// fast: no partial download of c was on disk when Get started, so a
 	// file of at most one chunk is fetched into memory (newMemPartial) and
 	// written once, into place, by finish.
@@ -191,10 +195,9 @@ type getter struct {
 	name         string
 	part         *partial
 	sched        *scheduler
-	fh           *fileHasher // the whole-file hash, computed as verified chunks are stored
-	rate         float64     // bytes/s, measured by the progress goroutine
-	manifestFrom peer.ID     // the provider that sent the manifest
-	coll         *collGet    // set once the CID turned out to be a collection
+	rate         float64  // bytes/s, measured by the progress goroutine
+	manifestFrom peer.ID  // the provider that sent the manifest
+	coll         *collGet // set once the CID turned out to be a collection
 }
 
 // Get downloads the file with content ID c, or resumes its partial
@@ -285,9 +288,9 @@ func (g *getter) unregister() {
 func (g *getter) log() *slog.Logger { return g.s.log.With("cid", g.c.String()) }
 
 // run is the course of a Get: resume the partial download on disk if
-// there is one, download until every chunk is verified, then finish (check
-// the whole file and place it); if finish finds chunks damaged on disk,
-// download them again. A Get that ends otherwise keeps or removes what was
+// there is one, download until every chunk is verified, then finish
+// (verify again the chunks a resumed download trusted, and place the
+// file); if finish finds chunks damaged on disk, download them again. A Get that ends otherwise keeps or removes what was
 // verified (unfinished).
 func (g *getter) run() (*Result, error) {
 	dir := partialDir(g.s.cfg.DownloadDir, g.c)
@@ -302,6 +305,7 @@ func (g *getter) run() (*Result, error) {
 			g.log().Warn("save the new name of a partial download", "err", err)
 		}
 		g.resumed = p.resumed
+		g.trusted = slices.Clone(done)
 		g.setup(p, done)
 		g.log().Info("resuming download", "verified_chunks", p.resumed, "of", len(done))
 		_, have := g.sched.progress()
@@ -362,7 +366,6 @@ func (g *getter) setup(p *partial, done []bool) {
 	g.mu.Lock()
 	g.part = p
 	g.sched = newScheduler(done, per, p.m.ChunkLen)
-	g.fh = newFileHasher(g.s, p.m, p.dataReader(), done, 0)
 	g.mu.Unlock()
 	g.readyOnce.Do(func() { close(g.ready) })
 }

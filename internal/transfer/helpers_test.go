@@ -210,7 +210,13 @@ type nodeOpt func(*Config)
 
 func newNode(tb testing.TB, opts ...nodeOpt) *node {
 	tb.Helper()
-	n := &node{h: newHost(tb, false), src: &testSource{}, fnd: &staticFinder{}, dir: tb.TempDir()}
+	return newNodeOn(tb, newHost(tb, false), opts...)
+}
+
+// newNodeOn is newNode on the host h.
+func newNodeOn(tb testing.TB, h host.Host, opts ...nodeOpt) *node {
+	tb.Helper()
+	n := &node{h: h, src: &testSource{}, fnd: &staticFinder{}, dir: tb.TempDir()}
 	cfg := Config{
 		Host: n.h, Source: n.src, BBSKey: bbsKey(tb), Finder: n.fnd,
 		DownloadDir: filepath.Join(n.dir, "downloads"), MinModulusBits: testKeyBits,

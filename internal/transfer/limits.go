@@ -25,8 +25,8 @@ const (
 	// smaller than manifest.DefaultChunkSize (what share publishes).
 	// A download keeps about perChunkState bytes per chunk in memory
 	// (each chunk's hash, once in the manifest bytes while they are read
-	// and once parsed; the scheduler's and the whole-file hasher's
-	// per-chunk bytes; the snapshot and the bitmap its resume state is
+	// and once parsed; the scheduler's per-chunk bytes and the
+	// resumed download's trusted marks; the snapshot and the bitmap its resume state is
 	// saved from), so 2^18 chunks is about 20 MiB, whatever the file.
 	// Without the bound, a valid manifest of 2^21 chunks of 1 KiB (a
 	// 2 GiB file) costs over 150 MiB of memory and a 64 MiB manifest.

@@ -37,9 +37,10 @@ import (
 // after a crash the worst case is verified chunks that done does not mark
 // yet: open re-verifies the unmarked chunks from data instead of fetching
 // them again. A done file that is missing or not of its size marks
-// nothing (every chunk is re-verified from data). A mark that survives
-// though its chunk was unmarked (recheck) is caught again by the
-// whole-file hash at the end (getter.finish).
+// nothing (every chunk is re-verified from data). The chunks marked when a
+// download is reopened are verified again from data when it finishes
+// (getter.checkTrusted), so a marked chunk damaged in place, or a mark
+// that survived though recheck unmarked its chunk, is fetched again.
 //
 // state is replaced atomically (temp file, fsync, rename, fsync dir); it
 // is written after data and done exist, so a partial without state is
@@ -83,7 +84,7 @@ func newMemPartial(c cid.Cid, m *manifest.Manifest, mbytes []byte, name string) 
 	return &partial{c: c, m: m, mbytes: mbytes, name: name, inMem: true, mem: make([]byte, m.Size)}
 }
 
-// dataReader is what the whole-file hasher reads back chunks from.
+// dataReader is what verifyChunks reads chunks back from.
 func (p *partial) dataReader() io.ReaderAt {
 	if p.inMem {
 		return bytes.NewReader(p.mem)
@@ -338,8 +339,8 @@ func (p *partial) openDone(fresh bool) error {
 // re-verified from the data file, so a verified chunk whose mark was lost
 // in a crash is not fetched again. It returns the done bitmap. A data file
 // that is missing or not of the file's size is errBadState: the caller
-// starts over. (A marked chunk damaged in place is caught by the
-// whole-file hash at the end, see getter.finish.)
+// starts over. (A marked chunk damaged in place is caught when the
+// download finishes, see getter.checkTrusted.)
 func openPartial(dir string, c cid.Cid) (*partial, []bool, error) {
 	st, m, err := readState(dir, c)
 	if err != nil {
@@ -439,15 +440,15 @@ func (p *partial) reverify(done []bool) error {
 	})
 }
 
-// recheck hashes every marked chunk of the data file again and unmarks
-// those that no longer verify (damaged on disk after they were marked). It
-// returns how many it unmarked.
-func (p *partial) recheck(done []bool) (int, error) {
+// recheck hashes again the chunks of the data file that are marked in
+// done and in which, and unmarks those that no longer verify (damaged on
+// disk after they were marked). It returns how many it unmarked.
+func (p *partial) recheck(done, which []bool) (int, error) {
 	var mu sync.Mutex
 	bad := 0
 	err := p.verifyChunks(func(yield func(int)) {
 		for i, d := range done {
-			if d {
+			if d && which[i] {
 				yield(i)
 			}
 		}

@@ -88,8 +88,9 @@ func TestResumeDataFileTruncated(t *testing.T) {
 	}
 }
 
-// A marked chunk damaged on disk is found when the whole-file hash fails,
-// unmarked and fetched again; the download completes.
+// A marked chunk damaged on disk is found when the download finishes (the
+// chunks the bitmap vouched for are verified again), unmarked and fetched
+// again; the download completes.
 func TestResumeMarkedChunkCorrupted(t *testing.T) {
 	cli, c, data, dir, marked, served := pausedDownload(t, 44)
 	bad := marked[len(marked)/2]

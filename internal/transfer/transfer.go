@@ -20,8 +20,8 @@
 // chunk ranges are asked of whom; partial.go the on-disk state;
 // limits.go what a manifest may make a fetcher do (checked on its header,
 // before anything is allocated or created: the expected size and hash, a
-// bound on chunks, the free space); filehash.go the whole-file hash;
-// finish.go the whole-file check and the end of a Get; place.go putting
+// bound on chunks, the free space); finish.go the end of a Get (chunks a
+// resumed download trusted verified again, the file placed); place.go putting
 // the file under a free name. The server is
 // server.go; client.go and pool.go are the fetcher's end of a stream and
 // the streams kept between downloads.
@@ -97,8 +97,8 @@ var (
 	ErrInProgress = errors.New("transfer: already downloading")
 	// ErrNotFound: Cancel of a CID that is neither running nor paused.
 	ErrNotFound = errors.New("transfer: no such transfer")
-	// ErrCorrupt: every chunk verified but the whole file does not match
-	// the manifest's SHA-256 (the manifest itself is inconsistent).
+	// ErrCorrupt: a file of a folder is not what the folder's document
+	// says (size, or content at its CID).
 	ErrCorrupt = errors.New("transfer: file does not match its manifest")
 	// ErrClosed: the Service is closed.
 	ErrClosed = errors.New("transfer: service closed")

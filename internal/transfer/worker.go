@@ -52,14 +52,13 @@ func (g *getter) fetchFrom(ctx context.Context, cn *conn) error {
 // worker fetches chunks from one provider over one stream. It keeps up to
 // Config.Window requests in flight, reads each answer off the network and
 // hands the chunks to its sink goroutine, which verifies and writes them:
-// reading a chunk overlaps verifying and writing the previous one. Two
-// chunk buffers go round between them.
+// reading a chunk overlaps verifying and writing the previous ones. A few
+// chunk buffers go round between them (sinkBuffers).
 type worker struct {
 	g  *getter
 	cn *conn
 	sc *scheduler
 	p  *partial
-	fh *fileHasher
 
 	free       chan *[]byte // chunk buffers not in use
 	toSink     chan sinkJob
@@ -76,6 +75,20 @@ type sinkJob struct {
 	release *request
 }
 
+// sinkBytes is about how much of the chunks read a worker holds for its
+// sink (at least two chunks). With two 1 MiB buffers, reader and sink ran
+// in lock step: each waited for the other about half of the time
+// (a write stalled by a concurrent fsync, a scheduling delay on a shared
+// machine), and the provider waited on the stream's window meanwhile; four
+// absorb such stalls (cmd/p2pbench/findings.md).
+const sinkBytes = 4 << 20
+
+// sinkBuffers is the number of chunk buffers of a worker for chunks of
+// chunkSize bytes.
+func sinkBuffers(chunkSize int) int {
+	return max(2, sinkBytes/max(chunkSize, 1))
+}
+
 // errSinkFailed stops a worker whose sink refused a chunk; the sink's own
 // error is what the worker reports.
 var errSinkFailed = errors.New("chunk refused")
@@ -83,11 +96,13 @@ var errSinkFailed = errors.New("chunk refused")
 // newWorker starts a worker, and its sink, on cn; the manifest is known.
 func (g *getter) newWorker(cn *conn) *worker {
 	g.mu.Lock()
-	w := &worker{g: g, cn: cn, sc: g.sched, p: g.part, fh: g.fh,
-		free: make(chan *[]byte, 2), toSink: make(chan sinkJob, 2), sinkResult: make(chan error, 1)}
+	n := sinkBuffers(g.part.m.ChunkSize)
+	w := &worker{g: g, cn: cn, sc: g.sched, p: g.part,
+		free: make(chan *[]byte, n), toSink: make(chan sinkJob, n), sinkResult: make(chan error, 1)}
 	g.mu.Unlock()
-	w.free <- g.s.getBuf(w.p.m.ChunkSize)
-	w.free <- g.s.getBuf(w.p.m.ChunkSize)
+	for range n {
+		w.free <- g.s.getBuf(w.p.m.ChunkSize)
+	}
 	go w.sink()
 	return w
 }
@@ -154,8 +169,9 @@ func (w *worker) close(err error) error {
 	for _, r := range w.sent {
 		w.sc.release(r)
 	}
-	w.g.s.putBuf(<-w.free)
-	w.g.s.putBuf(<-w.free)
+	for range cap(w.free) {
+		w.g.s.putBuf(<-w.free)
+	}
 	return err
 }
 
@@ -216,8 +232,9 @@ func (w *worker) receive(r *request) error {
 }
 
 // store verifies chunk i and, unless another provider stored it first,
-// writes it to the partial file, marks it done and gives it to the
-// whole-file hasher.
+// writes it to the partial file and marks it done. The chunk's hash,
+// listed in the manifest that the CID vouches for, is the whole check:
+// hashing the file again as a whole would only repeat it (see finish).
 func (w *worker) store(i int, b []byte) error {
 	g := w.g
 	if !w.p.m.VerifyChunk(i, b) {
@@ -230,7 +247,6 @@ func (w *worker) store(i int, b []byte) error {
 		return &fatalError{fmt.Errorf("transfer %s: write partial data: %w", g.c, err)}
 	}
 	if w.sc.markDone(i) {
-		w.fh.add(i, b)
 		g.fetched.Add(1)
 		g.fetchedBytes.Add(int64(len(b)))
 		g.swarm.credit(w.cn.peer)
