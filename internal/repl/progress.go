@@ -29,13 +29,13 @@ type progressBar struct {
 	providers int // shown on the bar; at 100% the last count while running
 	// files, filesDone: a folder's files, shown on the bar (0: a file)
 	files, filesDone int
-	last      time.Time
-	start     time.Time
-	hadPeers  bool // some provider was ever connected
-	waiting   bool // told the user the download waits for providers
-	updated   bool // some progress was reported
-	finished  bool // done was called: draw and print nothing more
-	timer     *time.Timer
+	last             time.Time
+	start            time.Time
+	hadPeers         bool // some provider was ever connected
+	waiting          bool // told the user the download waits for providers
+	updated          bool // some progress was reported
+	finished         bool // done was called: draw and print nothing more
+	timer            *time.Timer
 }
 
 // waitingAfter is how long a get may look for its first provider before it

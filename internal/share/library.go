@@ -104,7 +104,7 @@ type Library struct {
 	mu       sync.Mutex // guards index, told and annClock
 	index    map[cid.Cid]*record
 	colls    map[cid.Cid]*collRecord // published folders
-		annClock int64 // time of our last announcement
+	annClock int64                   // time of our last announcement
 	// told is, per restricted entry served, the peers that were sent its
 	// PUBLISH (or, after a restart, that its audience admitted at load):
 	// those a withdrawal or a revocation must reach (audience.go).

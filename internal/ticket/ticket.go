@@ -77,10 +77,10 @@ func (t Ticket) Encode() (string, error) {
 		return "", err
 	}
 	p := &Payload{
-		Cid:       t.CID.Bytes(),
-		Name:      t.Name,
-		Size:      t.Size,
-		Sha256:    t.SHA256,
+		Cid:        t.CID.Bytes(),
+		Name:       t.Name,
+		Size:       t.Size,
+		Sha256:     t.SHA256,
 		Publisher:  []byte(t.Publisher),
 		Collection: t.Collection,
 		Files:      t.Files,

@@ -198,12 +198,12 @@ func addrInfo(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addr
 
 // node is one test node: host, service, its source and download folder.
 type node struct {
-	h   host.Host
-	svc *Service
+	h    host.Host
+	svc  *Service
 	src  *testSource
 	csrc *collSource // newCollNode: the source, which publishes collections
 	fnd  *staticFinder
-	dir string
+	dir  string
 }
 
 type nodeOpt func(*Config)
