@@ -50,8 +50,8 @@ func (p ProviderInfo) Gives(n string) bool {
 	return p.Name == n || slices.Contains(p.Aliases, n)
 }
 
-// names is p.Name and p.Aliases.
-func (p ProviderInfo) names() []string { return append([]string{p.Name}, p.Aliases...) }
+// Names is p.Name and p.Aliases.
+func (p ProviderInfo) Names() []string { return append([]string{p.Name}, p.Aliases...) }
 
 // Directory is what other peers publish, as far as this node knows: the
 // remote view, filled by catalog pulls (pull.go) and announcements
@@ -330,7 +330,7 @@ func otherNames(claims []claim, name string) []string {
 	var out []string
 	for _, x := range claims {
 		if x.Gives(name) && (x.Known || !known) {
-			for _, n := range x.names() {
+			for _, n := range x.Names() {
 				if n != name {
 					out = append(out, n)
 				}
@@ -346,23 +346,29 @@ func otherNames(claims []claim, name string) []string {
 }
 
 // preferredName picks among the names providers give one CID (see
-// merged). A provider giving the content several names votes for each. Names only strangers give count only when no known provider
+// merged). A provider giving the content several names votes for each;
+// between names that tie, the one providers give first (the name they
+// published it under first) wins. Names only strangers give count only when no known provider
 // names the CID: strangers' keys are free, so among known providers their
 // votes would let a flood break a tie.
 func preferredName(claims []claim) string {
 	type tally struct {
 		known, all, online int
+		primary            int // providers giving it as their first name
 		firstKnown, first  int64 // our clock: first heard, from a known provider, from any
 	}
 	votes := map[string]*tally{}
 	for _, x := range claims {
-		for _, n := range x.names() {
+		for _, n := range x.Names() {
 			v := votes[n]
 			if v == nil {
 				v = &tally{first: math.MaxInt64, firstKnown: math.MaxInt64}
 				votes[n] = v
 			}
 			v.all++
+			if n == x.Name {
+				v.primary++
+			}
 			v.first = min(v.first, x.e.heard)
 			if x.Known {
 				v.known++
@@ -383,7 +389,7 @@ func preferredName(claims []claim) string {
 		if c == 0 && v.known > 0 {
 			c = cmp.Compare(bv.firstKnown, v.firstKnown)
 		}
-		c = cmp.Or(c, cmp.Compare(v.all, bv.all), cmp.Compare(bv.first, v.first),
+		c = cmp.Or(c, cmp.Compare(v.all, bv.all), cmp.Compare(bv.first, v.first), cmp.Compare(v.primary, bv.primary),
 			cmp.Compare(min(v.online, 1), min(bv.online, 1)), strings.Compare(best, n))
 		if c > 0 {
 			best, bv = n, v
@@ -426,7 +432,7 @@ func (d *Directory) Search(text string) []Remote {
 			return true
 		}
 		for _, p := range r.Providers {
-			for _, n := range p.names() {
+			for _, n := range p.Names() {
 				if strings.Contains(strings.ToLower(n), lt) {
 					return true
 				}

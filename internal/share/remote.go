@@ -327,6 +327,9 @@ func (rv *remoteView) fit(pc *peerCatalog, e Entry) (Entry, bool) {
 	if extra := entryCost(e) - entryCost(old); len(e.Aliases) > len(old.Aliases) && extra > 0 && !rv.makeRoom(pc, 0, extra) {
 		e.Aliases = nil
 	}
+	if _, ok := pc.entries[e.CID]; !ok { // shed to make that room: new again
+		return e, rv.admit(pc, e)
+	}
 	return e, true
 }
 
