@@ -354,7 +354,7 @@ func otherNames(claims []claim, name string) []string {
 func preferredName(claims []claim) string {
 	type tally struct {
 		known, all, online int
-		primary            int // providers giving it as their first name
+		primary            int   // providers giving it as their first name
 		firstKnown, first  int64 // our clock: first heard, from a known provider, from any
 	}
 	votes := map[string]*tally{}
