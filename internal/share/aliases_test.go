@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -447,5 +448,25 @@ func TestAliasCostMatchesHeap(t *testing.T) {
 			t.Errorf("an entry with %d other names takes %d bytes, charged %d", per, perEntry, charged)
 		}
 		runtime.KeepAlive(es)
+	}
+}
+
+// One content takes at most maxNamesPerEntry names; the next is refused
+// with a clear error, the others stay published.
+func TestNamesPerContentAreCapped(t *testing.T) {
+	n := newNode(t, loopbackHost(t), false)
+	var names []string
+	for i := range maxNamesPerEntry + 1 {
+		name := fmt.Sprintf("copy-%02d.txt", i)
+		n.write(t, name, "one content")
+		names = append(names, name)
+	}
+	res, err := n.s.Publish(context.Background(), names...)
+	if len(res) != maxNamesPerEntry || err == nil || !strings.Contains(err.Error(), names[maxNamesPerEntry]) ||
+		!strings.Contains(err.Error(), "at most 16") {
+		t.Fatalf("publish of %d names = %d results, %v", len(names), len(res), err)
+	}
+	if pub := n.s.Published(); len(pub) != 1 || len(pub[0].Names()) != maxNamesPerEntry {
+		t.Fatalf("Published() = %+v", pub)
 	}
 }
