@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -323,7 +324,11 @@ func cmdPublish(ctx context.Context, c *call, args []string) error {
 			c.printf("already published: %s  %s (nothing changed)\n", p.Entry.Name, p.Entry.CID)
 		default:
 			c.printf("published %s  %s  %s  sha256 %s\n", p.Entry.Name, humanBytes(p.Entry.Size), p.Entry.CID, hex.EncodeToString(p.Entry.SHA256[:]))
-			if !p.Entry.Audience.Public() {
+			if len(p.Entry.Aliases) > 0 {
+				// One CID, one record: the names share its audience.
+				c.printf("  the same content as %s: one CID under %d names, for: %s\n",
+					termSafe(strings.Join(p.Entry.Aliases, ", ")), len(p.Entry.Aliases)+1, who(p.Entry.Audience))
+			} else if !p.Entry.Audience.Public() {
 				c.printf("  only for: %s\n", who(p.Entry.Audience))
 			}
 		}
@@ -407,7 +412,7 @@ func cmdPublished(_ context.Context, c *call, args []string) error {
 	who := c.audienceFmt(wide)
 	tw := c.table()
 	fmt.Fprintln(tw, "NAME\tSIZE\tCID\tSHA256\tSINCE\tFOR")
-	for _, e := range entries {
+	for _, e := range share.ByName(entries) { // a row per name: one CID may have several
 		sum := hex.EncodeToString(e.SHA256[:])
 		if !wide {
 			sum = sum[:16] + "…"
@@ -442,7 +447,7 @@ func cmdUnpublish(ctx context.Context, c *call, args []string) error {
 		}
 		gone, err = c.r.d.Share.Unpublish(ctx, pos...)
 	}
-	for _, e := range gone {
+	for _, e := range share.ByName(gone) {
 		c.printf("withdrawn %s  %s\n", termSafe(entryName(e.Name, e.Collection, e.Files)), e.CID)
 	}
 	if err == nil && len(gone) == 0 {
@@ -459,7 +464,9 @@ func (c *call) publishedArgs(args []string) ([]string, error) {
 	names := map[string]bool{}
 	for _, e := range entries {
 		cids = append(cids, e.CID)
-		names[e.Name] = true
+		for _, n := range e.Names() {
+			names[n] = true
+		}
 	}
 	out := make([]string, len(args))
 	for i, a := range args {
@@ -513,7 +520,7 @@ func (c *call) printRemotes(list []shareRemote, wide bool) error {
 	shortCID, shortPeer := c.cidFmt(wide), c.peerFmt(wide)
 	tw := c.table()
 	fmt.Fprintln(tw, "NAME\tSIZE\tCID\tPROVIDERS")
-	for _, r := range list {
+	for _, r := range remotesByName(list) {
 		var ps []string
 		online := 0
 		for _, p := range r.Providers {
@@ -533,6 +540,22 @@ func (c *call) printRemotes(list []shareRemote, wide bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", termSafe(entryName(r.Name, r.Collection, r.Files)), humanBytes(r.Size), shortCID(r.CID), provs)
 	}
 	return tw.Flush()
+}
+
+// remotesByName lists each name of each remote as a row of its own (a
+// publisher may give one content several names; get takes any of them),
+// sorted by name, then CID.
+func remotesByName(list []shareRemote) []shareRemote {
+	out := make([]shareRemote, 0, len(list))
+	for _, r := range list {
+		for _, n := range r.Names() {
+			x := r
+			x.Entry = r.Entry.Named(n)
+			out = append(out, x)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b shareRemote) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 func cmdGet(ctx context.Context, c *call, args []string) error {

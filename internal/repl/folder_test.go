@@ -57,3 +57,20 @@ func TestPrintFolderResult(t *testing.T) {
 		t.Errorf("output %q", got)
 	}
 }
+
+// available lists each name of a content published under several as a
+// row of its own, sorted among the others.
+func TestRemotesByName(t *testing.T) {
+	list := []shareRemote{
+		{Entry: share.Entry{Name: "b.txt", Aliases: []string{"z.txt", "a.txt"}}},
+		{Entry: share.Entry{Name: "m.txt"}},
+	}
+	var got []string
+	for _, r := range remotesByName(list) {
+		got = append(got, r.Name+" "+strings.Join(r.Aliases, ","))
+	}
+	want := []string{"a.txt b.txt,z.txt", "b.txt z.txt,a.txt", "m.txt ", "z.txt b.txt,a.txt"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("rows %q, want %q", got, want)
+	}
+}

@@ -239,7 +239,7 @@ func localNames(r *REPL, _ []string, _ string) []string {
 func publishedNames(r *REPL, _ []string, _ string) []string {
 	var out []string
 	for _, e := range r.d.Share.Published() {
-		out = append(out, e.Name)
+		out = append(out, e.Names()...)
 	}
 	slices.Sort(out)
 	return append(out, "--all")
@@ -260,7 +260,7 @@ func remoteNames(r *REPL, args []string, partial string) []string {
 	}
 	var names, cids []string
 	for _, e := range r.d.Share.Available() {
-		names = append(names, e.Name)
+		names = append(names, e.Names()...)
 		cids = append(cids, e.CID.String())
 	}
 	return getCandidates(names, cids, partial)

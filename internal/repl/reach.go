@@ -23,7 +23,8 @@ func cmdShare(_ context.Context, c *call, args []string) error {
 	var found []string
 	for _, e := range c.r.d.Share.Published() {
 		s := e.CID.String()
-		if e.Name == args[0] || s == args[0] || (len(args[0]) >= 4 && strings.HasPrefix(s, args[0])) {
+		if e.HasName(args[0]) || s == args[0] || (len(args[0]) >= 4 && strings.HasPrefix(s, args[0])) {
+			e = e.Named(args[0]) // the name asked for, if it is one of the content's
 			t = ticket.Ticket{CID: e.CID, Name: e.Name, Size: uint64(e.Size), SHA256: e.SHA256[:]}
 			if e.Collection {
 				t.SHA256, t.Collection, t.Files = nil, true, uint64(e.Files)

@@ -85,6 +85,7 @@ func parseMessage(m *proto.Announcement) (*announcement, error) {
 			}
 			a.entries = append(a.entries, e)
 		}
+		a.entries = groupByCID(a.entries) // one per name on the wire
 	case proto.Announcement_UNPUBLISH:
 		for _, pe := range m.GetEntries() {
 			c, err := cid.Cast(pe.GetCid())
@@ -223,7 +224,8 @@ func (d *Directory) applyAnnouncement(publisher peer.ID, a *announcement) {
 			if stale(e.CID) {
 				continue
 			}
-			if _, ok := pc.entries[e.CID]; !ok && !rv.admit(pc, e) {
+			e, ok := rv.fit(pc, e)
+			if !ok {
 				refused++
 				continue
 			}
@@ -426,16 +428,18 @@ func (l *Library) messages(kind proto.Announcement_Kind, entries []Entry) []*pro
 		if kind == proto.Announcement_UNPUBLISH_ALL {
 			break
 		}
-		pe := toWire(e)
+		// A PUBLISH lists every name of the CID, in the same message:
+		// they replace the names its receivers held (aliases.go).
+		pes := toWireAll(e)
 		if kind != proto.Announcement_PUBLISH {
-			pe = &proto.CatalogEntry{Cid: e.CID.Bytes()}
+			pes = []*proto.CatalogEntry{{Cid: e.CID.Bytes()}}
 		}
-		n := gproto.Size(pe) + 8
+		n := wireSize(pes)
 		if len(cur.Entries) > 0 && size+n > proto.MaxAnnouncementSize {
 			msgs = append(msgs, cur)
 			cur, size = &proto.Announcement{Kind: kind}, 32
 		}
-		cur.Entries = append(cur.Entries, pe)
+		cur.Entries = append(cur.Entries, pes...)
 		size += n
 	}
 	msgs = append(msgs, cur)

@@ -66,7 +66,8 @@ func (l *Library) handleCatalog(st network.Stream) {
 }
 
 // catalogResponse lists our published entries that are still served and
-// that p may see, cut to fit proto.MaxCatalogSize.
+// that p may see, one per name (aliases.go), cut to fit
+// proto.MaxCatalogSize.
 func (l *Library) catalogResponse(p peer.ID) *proto.CatalogResponse {
 	l.mu.Lock()
 	es := l.listedLocked(true)
@@ -76,14 +77,14 @@ func (l *Library) catalogResponse(p peer.ID) *proto.CatalogResponse {
 	resp := &proto.CatalogResponse{}
 	size := 0
 	for _, e := range es {
-		pe := toWire(e)
-		n := gproto.Size(pe) + 8 // field tag and length prefix, generously
+		pes := toWireAll(e) // one entry per name, never cut apart
+		n := wireSize(pes)
 		if size+n > proto.MaxCatalogSize-16 {
 			l.log.Warn("catalog too large; some published files are not listed", "listed", len(resp.Entries), "published", len(es))
 			break
 		}
 		size += n
-		resp.Entries = append(resp.Entries, pe)
+		resp.Entries = append(resp.Entries, pes...)
 	}
 	return resp
 }
@@ -201,7 +202,8 @@ func (d *Directory) fetchCatalog(ctx context.Context, p peer.ID) (entries []Entr
 
 // readCatalog reads one CatalogResponse (at most proto.MaxCatalogSize)
 // from a peer and checks its entries: invalid ones are dropped and
-// counted in bad; a malformed response is an error.
+// counted in bad; a malformed response is an error. The entries of one
+// CID (one per name) come back as one (groupByCID).
 func readCatalog(r io.Reader) (entries []Entry, bad int, err error) {
 	var resp proto.CatalogResponse
 	if err := proto.NewReader(r, proto.MaxCatalogSize).ReadMsg(&resp); err != nil {
@@ -215,5 +217,5 @@ func readCatalog(r io.Reader) (entries []Entry, bad int, err error) {
 		}
 		entries = append(entries, e)
 	}
-	return entries, bad, nil
+	return groupByCID(entries), bad, nil
 }

@@ -24,7 +24,9 @@ import (
 
 // Remote is one content ID other peers publish, merged over its providers.
 // Entry is the claim of a provider that gives the preferred name (see
-// merged); Providers lists every provider, online ones first.
+// merged), under that name; its Aliases are the other names the providers
+// of that name give the content (a publisher with the same bytes under
+// two names). Providers lists every provider, online ones first.
 type Remote struct {
 	Entry
 	Providers []ProviderInfo
@@ -35,11 +37,21 @@ type ProviderInfo struct {
 	ID     peer.ID
 	Online bool
 	Name   string // the name this provider gave
+	// Aliases are the other names this provider gave the same content.
+	Aliases []string
 	// Known: the provider has standing with this node (it was connected
 	// to us, or is in the peer table), rather than a key only heard of
 	// through another peer.
 	Known bool
 }
+
+// Gives reports whether the provider gave the content the name n.
+func (p ProviderInfo) Gives(n string) bool {
+	return p.Name == n || slices.Contains(p.Aliases, n)
+}
+
+// Names is p.Name and p.Aliases.
+func (p ProviderInfo) Names() []string { return append([]string{p.Name}, p.Aliases...) }
 
 // Directory is what other peers publish, as far as this node knows: the
 // remote view, filled by catalog pulls (pull.go) and announcements
@@ -269,7 +281,7 @@ func (d *Directory) merged() map[cid.Cid]*Remote {
 	claims := make(map[cid.Cid][]claim)
 	for p, ss := range snap {
 		for _, e := range ss.entries {
-			claims[e.CID] = append(claims[e.CID], claim{ProviderInfo{ID: p, Online: online[p], Name: e.Name, Known: ss.known}, e})
+			claims[e.CID] = append(claims[e.CID], claim{ProviderInfo{ID: p, Online: online[p], Name: e.Name, Aliases: e.Aliases, Known: ss.known}, e})
 		}
 	}
 	out := make(map[cid.Cid]*Remote, len(claims))
@@ -288,8 +300,8 @@ func (d *Directory) merged() map[cid.Cid]*Remote {
 				}
 				return 1
 			}
-			if (a.Name == name) != (b.Name == name) {
-				if a.Name == name {
+			if a.Gives(name) != b.Gives(name) {
+				if a.Gives(name) {
 					return -1
 				}
 				return 1
@@ -298,40 +310,73 @@ func (d *Directory) merged() map[cid.Cid]*Remote {
 		})
 		r := &Remote{}
 		for _, x := range cl {
-			if x.Name == name && r.Name == "" {
-				r.Entry = x.e
+			if x.Gives(name) && r.Name == "" {
+				r.Entry = x.e.Named(name)
 			}
 			r.Providers = append(r.Providers, x.ProviderInfo)
 		}
+		r.Aliases = otherNames(cl, name)
 		out[c] = r
 	}
 	return out
 }
 
+// otherNames is what a Remote lists besides name, the preferred one: the
+// other names given by the providers that give name, only the known ones
+// among them if there are any (strangers do not add names to what a known
+// publisher named), sorted, at most maxNamesPerEntry-1.
+func otherNames(claims []claim, name string) []string {
+	known := slices.ContainsFunc(claims, func(x claim) bool { return x.Known && x.Gives(name) })
+	var out []string
+	for _, x := range claims {
+		if x.Gives(name) && (x.Known || !known) {
+			for _, n := range x.Names() {
+				if n != name {
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > maxNamesPerEntry-1 {
+		out = out[:maxNamesPerEntry-1]
+	}
+	return out
+}
+
 // preferredName picks among the names providers give one CID (see
-// merged). Names only strangers give count only when no known provider
+// merged). A provider giving the content several names votes for each;
+// between names that tie, the one providers give first (the name they
+// published it under first) wins. Names only strangers give count only when no known provider
 // names the CID: strangers' keys are free, so among known providers their
 // votes would let a flood break a tie.
 func preferredName(claims []claim) string {
 	type tally struct {
 		known, all, online int
+		primary            int   // providers giving it as their first name
 		firstKnown, first  int64 // our clock: first heard, from a known provider, from any
 	}
 	votes := map[string]*tally{}
 	for _, x := range claims {
-		v := votes[x.Name]
-		if v == nil {
-			v = &tally{first: math.MaxInt64, firstKnown: math.MaxInt64}
-			votes[x.Name] = v
-		}
-		v.all++
-		v.first = min(v.first, x.e.heard)
-		if x.Known {
-			v.known++
-			v.firstKnown = min(v.firstKnown, x.e.heard)
-		}
-		if x.Online {
-			v.online++
+		for _, n := range x.Names() {
+			v := votes[n]
+			if v == nil {
+				v = &tally{first: math.MaxInt64, firstKnown: math.MaxInt64}
+				votes[n] = v
+			}
+			v.all++
+			if n == x.Name {
+				v.primary++
+			}
+			v.first = min(v.first, x.e.heard)
+			if x.Known {
+				v.known++
+				v.firstKnown = min(v.firstKnown, x.e.heard)
+			}
+			if x.Online {
+				v.online++
+			}
 		}
 	}
 	best, bv := "", (*tally)(nil)
@@ -344,7 +389,7 @@ func preferredName(claims []claim) string {
 		if c == 0 && v.known > 0 {
 			c = cmp.Compare(bv.firstKnown, v.firstKnown)
 		}
-		c = cmp.Or(c, cmp.Compare(v.all, bv.all), cmp.Compare(bv.first, v.first),
+		c = cmp.Or(c, cmp.Compare(v.all, bv.all), cmp.Compare(bv.first, v.first), cmp.Compare(v.primary, bv.primary),
 			cmp.Compare(min(v.online, 1), min(bv.online, 1)), strings.Compare(best, n))
 		if c > 0 {
 			best, bv = n, v
@@ -387,8 +432,10 @@ func (d *Directory) Search(text string) []Remote {
 			return true
 		}
 		for _, p := range r.Providers {
-			if strings.Contains(strings.ToLower(p.Name), lt) {
-				return true
+			for _, n := range p.Names() {
+				if strings.Contains(strings.ToLower(n), lt) {
+					return true
+				}
 			}
 		}
 		return false
@@ -413,7 +460,7 @@ func (d *Directory) Resolve(nameOrCID string) (Remote, error) {
 			if !ok {
 				r = &Remote{Entry: own}
 			}
-			r.Providers = append(r.Providers, ProviderInfo{ID: d.net.ID(), Online: true, Name: own.Name})
+			r.Providers = append(r.Providers, ProviderInfo{ID: d.net.ID(), Online: true, Name: own.Name, Aliases: own.Aliases})
 			ok = true
 		}
 		if ok {
@@ -427,10 +474,10 @@ func (d *Directory) Resolve(nameOrCID string) (Remote, error) {
 	// make such keys, and a liar must not make a known publisher's name
 	// ambiguous (it still shows in available, under its CID).
 	byKnown := func(r *Remote) bool {
-		return slices.ContainsFunc(r.Providers, func(p ProviderInfo) bool { return p.Known && p.Name == nameOrCID })
+		return slices.ContainsFunc(r.Providers, func(p ProviderInfo) bool { return p.Known && p.Gives(nameOrCID) })
 	}
 	matches := sortRemotes(m, func(r *Remote) bool {
-		return slices.ContainsFunc(r.Providers, func(p ProviderInfo) bool { return p.Name == nameOrCID })
+		return slices.ContainsFunc(r.Providers, func(p ProviderInfo) bool { return p.Gives(nameOrCID) })
 	})
 	if slices.ContainsFunc(matches, func(r Remote) bool { return byKnown(&r) }) {
 		matches = slices.DeleteFunc(matches, func(r Remote) bool { return !byKnown(&r) })
@@ -439,7 +486,12 @@ func (d *Directory) Resolve(nameOrCID string) (Remote, error) {
 	case 0:
 		return Remote{}, fmt.Errorf("resolve %q: %w: no peer publishes that name or CID", nameOrCID, ErrNotFound)
 	case 1:
-		return matches[0], nil
+		// One of the names listed (the preferred one or its others) is
+		// the name asked for, and the one a download is saved under; a
+		// name only a conflicting provider gives is not (see merged).
+		r := matches[0]
+		r.Entry = r.Entry.Named(nameOrCID)
+		return r, nil
 	}
 	var b strings.Builder
 	for _, r := range matches {

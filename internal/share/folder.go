@@ -649,7 +649,7 @@ func (l *Library) settleLocked(colls map[cid.Cid]*collRecord, add map[cid.Cid]*r
 			}
 		case !r.Indirect || !at[r.Name].c.Equals(c):
 			nr := *r
-			nr.Indirect, nr.Name, nr.ModTime = true, lc.path, lc.mtime
+			nr.Indirect, nr.Name, nr.ModTime, nr.Aliases = true, lc.path, lc.mtime, nil
 			w.put = append(w.put, &nr)
 		case at[r.Name].mtime != r.ModTime && !r.Changed:
 			// Same bytes, touched: Open must not take it for a change.

@@ -64,9 +64,27 @@ func checkEntry(t *testing.T, e Entry) {
 	if !e.CID.Defined() || e.ChunkSize <= 0 || e.Size < 0 {
 		t.Fatalf("accepted entry %+v", e)
 	}
-	back, err := fromWire(toWire(e))
-	if err != nil || !sameEntry(back, e) || !back.CID.Equals(e.CID) {
-		t.Fatalf("entry does not survive a round trip: %+v -> %+v, %v", e, back, err)
+	seen := map[string]bool{}
+	for _, n := range e.Names() {
+		if err := CheckName(n); err != nil || seen[n] {
+			t.Fatalf("accepted entry with a bad or repeated name %q: %v", n, err)
+		}
+		seen[n] = true
+	}
+	if len(seen) > maxNamesPerEntry {
+		t.Fatalf("accepted entry with %d names", len(seen))
+	}
+	// On the wire: one entry per name, grouped back into one.
+	var backs []Entry
+	for _, pe := range toWireAll(e) {
+		back, err := fromWire(pe)
+		if err != nil {
+			t.Fatalf("entry does not survive a round trip: %+v: %v", e, err)
+		}
+		backs = append(backs, back)
+	}
+	if backs = groupByCID(backs); len(backs) != 1 || !sameEntry(backs[0], e) || !backs[0].CID.Equals(e.CID) {
+		t.Fatalf("entry does not survive a round trip: %+v -> %+v", e, backs)
 	}
 }
 

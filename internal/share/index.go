@@ -17,7 +17,9 @@ import (
 // Datastore layout (the caller gives us our own namespace):
 //
 //	/published/<cid>  JSON record: name, size, mtime, sha256, chunk size, time,
-//	                  audience ("to", absent when public)
+//	                  audience ("to", absent when public), other names of the
+//	                  same content with their mtimes ("aliases", absent when
+//	                  none; records written before have none)
 //	/manifest/<cid>   the manifest bytes, so no rehash after a restart
 //	/collection/<cid> JSON record of a published folder: name, time, mtimes
 //	/document/<cid>   the folder's collection document
@@ -26,7 +28,9 @@ import (
 // path inside the share folder ("photos/2024/a.jpg"), marked Indirect
 // while it is published only because a folder lists it. One record per
 // content ID: the same bytes in two folders, or under two paths, are
-// hashed, stored and served once.
+// hashed, stored and served once. The same bytes in two files of the share
+// folder published directly are published under both names, one record
+// (aliases.go).
 //
 // Manifests are verified against their CID once, at publish or at load,
 // and then kept in memory (record.m): Open, called for every fetch
@@ -55,6 +59,9 @@ type record struct {
 	Indirect bool `json:"indirect,omitempty"`
 	// To is who may see and fetch the entry; absent: public.
 	To Audience `json:"to,omitzero"`
+	// Aliases are the other names it is published under directly, with
+	// their files' mtimes (aliases.go); never set when Indirect.
+	Aliases []alias `json:"aliases,omitempty"`
 
 	cid cid.Cid
 	// m is the verified manifest of cid, shared read-only; nil only for a
@@ -64,6 +71,9 @@ type record struct {
 
 func (r *record) entry() Entry {
 	e := Entry{Name: r.Name, Size: r.Size, CID: r.cid, ChunkSize: r.ChunkSize, Published: r.Published, Audience: r.To.normalized()}
+	for _, a := range r.Aliases {
+		e.Aliases = append(e.Aliases, a.Name)
+	}
 	copy(e.SHA256[:], r.SHA256)
 	return e
 }
@@ -104,6 +114,9 @@ func loadIndex(ctx context.Context, ds datastore.Datastore) (map[cid.Cid]*record
 		if err != nil {
 			bad = append(bad, fmt.Errorf("index key %s: %w", r.Key, err))
 			continue
+		}
+		if dropped := rec.checkAliases(); len(dropped) > 0 {
+			bad = append(bad, fmt.Errorf("index key %s (%q): other names dropped: %q", r.Key, rec.Name, dropped))
 		}
 		rec.cid = c
 		rec.Published = rec.Published.UTC()

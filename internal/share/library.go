@@ -260,14 +260,7 @@ func (l *Library) Files() ([]LocalFile, error) {
 		return nil, fmt.Errorf("list share folder %s: %w", l.dir, err)
 	}
 	l.mu.Lock()
-	byName := make(map[string]*record, len(l.index))
-	for _, r := range l.index {
-		byName[r.Name] = r
-	}
-	recs := make(map[string]record, len(byName))
-	for n, r := range byName {
-		recs[n] = *r
-	}
+	recs := l.namesLocked()
 	folders := make(map[string]*collRecord)
 	for _, r := range l.colls {
 		if o := folders[r.Name]; o == nil || r.Published.After(o.Published) {
@@ -373,6 +366,9 @@ func (l *Library) publishOne(ctx context.Context, name string, aud *Audience) (P
 	}
 	mb := m.Marshal()
 	c := manifest.CIDOf(mb)
+	if err := l.dropName(ctx, name, c); err != nil { // other content published under it and other names
+		return PublishResult{}, err
+	}
 
 	l.mu.Lock()
 	existing := l.index[c]
@@ -393,13 +389,20 @@ func (l *Library) publishOne(ctx context.Context, name string, aud *Audience) (P
 		}
 		return l.putDirect(ctx, &rec, nil, olds)
 	}
+	if existing != nil && !existing.Changed && !existing.hasName(name) {
+		// The same content is published already under another name:
+		// published under this one too (aliases.go).
+		l.mu.Unlock()
+		return l.addName(ctx, existing, name, fi.ModTime().UnixNano(), aud, olds)
+	}
 	if existing != nil && !existing.Changed {
 		// The same content is published already. If this name held
 		// other content before, that is withdrawn; if the file is the
 		// published one, touched (same bytes, new mtime), its record
 		// follows, or Open would refuse to serve it; a new audience
 		// replaces the old one.
-		touched := existing.Name == name && existing.ModTime != fi.ModTime().UnixNano()
+		mt, _ := existing.mtimeOf(name)
+		touched := mt != fi.ModTime().UnixNano()
 		retarget := aud != nil && !aud.equal(existing.To)
 		oldTo := existing.To
 		var snap record
@@ -408,7 +411,7 @@ func (l *Library) publishOne(ctx context.Context, name string, aud *Audience) (P
 		}
 		l.mu.Unlock()
 		if touched || retarget {
-			snap.ModTime = fi.ModTime().UnixNano()
+			snap = snap.withMTime(name, fi.ModTime().UnixNano())
 			if retarget {
 				snap.To = *aud
 			}
@@ -417,7 +420,7 @@ func (l *Library) publishOne(ctx context.Context, name string, aud *Audience) (P
 			}
 			l.mu.Lock()
 			if l.index[c] == existing {
-				existing.ModTime, existing.To = snap.ModTime, snap.To
+				existing.ModTime, existing.Aliases, existing.To = snap.ModTime, snap.Aliases, snap.To
 			}
 			l.mu.Unlock()
 		}
@@ -434,7 +437,7 @@ func (l *Library) publishOne(ctx context.Context, name string, aud *Audience) (P
 			}
 		}
 		l.mu.Lock()
-		e := existing.entry()
+		e := existing.entry().Named(name)
 		l.mu.Unlock()
 		return PublishResult{Entry: e, Already: true, Retargeted: retarget}, nil
 	}
@@ -545,6 +548,7 @@ func (l *Library) Unpublish(ctx context.Context, namesOrCIDs ...string) ([]Entry
 	l.mu.Lock()
 	sel := make(map[cid.Cid]*record)
 	selColls := make(map[cid.Cid]*collRecord)
+	named := make(map[cid.Cid][]string) // names of content published under several
 	var errs []error
 	for _, arg := range namesOrCIDs {
 		if c, err := cid.Decode(arg); err == nil {
@@ -559,8 +563,8 @@ func (l *Library) Unpublish(ctx context.Context, namesOrCIDs ...string) ([]Entry
 		}
 		found := false
 		for c, r := range l.index {
-			if r.Name == arg && !r.Indirect {
-				sel[c] = r
+			if !r.Indirect && r.hasName(arg) {
+				named[c] = append(named[c], arg)
 				found = true
 			}
 		}
@@ -574,11 +578,19 @@ func (l *Library) Unpublish(ctx context.Context, namesOrCIDs ...string) ([]Entry
 			errs = append(errs, fmt.Errorf("unpublish %q: %w (no published name or CID matches)", arg, ErrNotPublished))
 		}
 	}
+	trim := l.splitNamedLocked(named, sel)
 	l.mu.Unlock()
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return l.withdraw(ctx, sel, selColls, proto.Announcement_UNPUBLISH)
+	names, err := l.trimNames(ctx, trim)
+	if err != nil {
+		return nil, err
+	}
+	out, err := l.withdraw(ctx, sel, selColls, proto.Announcement_UNPUBLISH)
+	out = append(out, names...)
+	sortEntries(out)
+	return out, err
 }
 
 // UnpublishAll withdraws every published entry.
@@ -673,6 +685,9 @@ func (l *Library) Open(c cid.Cid, p peer.ID) (*manifest.Manifest, *os.File, erro
 	}
 	if rec.Changed {
 		return nil, nil, fmt.Errorf("open %s (%q): %w", c, rec.Name, ErrChanged)
+	}
+	if len(rec.Aliases) > 0 { // any name whose file still matches serves it
+		rec = l.servingName(c, r, rec)
 	}
 	f, fi, err := openShared(l.dir, rec.Name)
 	if err != nil {

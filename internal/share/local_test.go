@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -175,11 +176,13 @@ func TestPublishAlreadyAndChangedContent(t *testing.T) {
 	if err != nil || len(res) != 1 || !res[0].Already || !res[0].Entry.CID.Equals(e.CID) {
 		t.Fatalf("second publish = %+v, %v; want Already", res, err)
 	}
-	// Same content under another name: Already, nothing changes.
+	// Same content under another name: published under that name too,
+	// the same CID and record (aliases.go).
 	n.write(t, "copy.txt", content)
 	res, err = n.s.Publish(context.Background(), "copy.txt")
-	if err != nil || !res[0].Already || res[0].Entry.Name != "b.txt" {
-		t.Fatalf("publish of a copy = %+v, %v; want Already with the existing entry", res, err)
+	if err != nil || res[0].Already || res[0].Entry.Name != "copy.txt" || !res[0].Entry.CID.Equals(e.CID) ||
+		!slices.Equal(res[0].Entry.Aliases, []string{"b.txt"}) {
+		t.Fatalf("publish of a copy = %+v, %v; want the same CID under copy.txt too", res, err)
 	}
 	a := n.publish(t, "a.txt", "alpha")
 	pub := n.s.Published()
@@ -205,7 +208,7 @@ func TestPublishAlreadyAndChangedContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"a.txt": true, "b.txt": true, "copy.txt": false}
+	want := map[string]bool{"a.txt": true, "b.txt": true, "copy.txt": true}
 	if len(files) != 3 {
 		t.Fatalf("Files() = %+v", files)
 	}

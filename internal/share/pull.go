@@ -194,13 +194,11 @@ func (d *Directory) replaceCatalog(p peer.ID, since int64, entries []Entry) {
 		}
 	}
 	for c, e := range next {
-		if old, ok := pc.entries[c]; ok {
-			if !sameEntry(old, e) {
-				rv.putEntry(pc, e)
-			}
+		if old, ok := pc.entries[c]; ok && sameEntry(old, e) {
 			continue
 		}
-		if !rv.admit(pc, e) {
+		e, ok := rv.fit(pc, e)
+		if !ok {
 			dropped++
 			continue
 		}
@@ -228,5 +226,5 @@ func entriesEqual(a, b map[cid.Cid]Entry) bool {
 
 func sameEntry(x, y Entry) bool {
 	return x.Name == y.Name && x.Size == y.Size && x.SHA256 == y.SHA256 &&
-		x.ChunkSize == y.ChunkSize && x.Published.Equal(y.Published)
+		x.ChunkSize == y.ChunkSize && x.Published.Equal(y.Published) && slices.Equal(x.Aliases, y.Aliases)
 }

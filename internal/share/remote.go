@@ -106,8 +106,15 @@ const (
 	sweepMin = 64
 )
 
-// entryCost is what e is charged, stamp not included.
-func entryCost(e Entry) int { return entryOverhead - stampCost + len(e.Name) }
+// entryCost is what e is charged, stamp not included: its other names
+// (at most maxNamesPerEntry-1, aliases.go) are charged like its first.
+func entryCost(e Entry) int {
+	c := entryOverhead - stampCost + len(e.Name)
+	for _, a := range e.Aliases {
+		c += aliasCost + len(a)
+	}
+	return c
+}
 
 // relayLoad is what the unknown senders introduced by one relay hold.
 type relayLoad struct{ entries, cost int }
@@ -291,14 +298,39 @@ func (rv *remoteView) admit(pc *peerCatalog, e Entry) bool {
 	if _, ok := pc.stamps[e.CID]; !ok {
 		cost += stampCost
 	}
-	for rv.count+1 > maxRemoteEntries || rv.cost+cost > maxRemoteBytes {
+	return rv.makeRoom(pc, 1, cost)
+}
+
+// makeRoom reports whether entries more entries and cost more bytes fit
+// the budget for pc, evicting others' entries if the budget requires it
+// and allows it. Callers hold rv.mu.
+func (rv *remoteView) makeRoom(pc *peerCatalog, entries, cost int) bool {
+	for rv.count+entries > maxRemoteEntries || rv.cost+cost > maxRemoteBytes {
 		v := rv.victim(pc)
 		if v == nil {
 			return false
 		}
-		rv.shed(v, rv.count+1+evictSlackEntries-maxRemoteEntries, rv.cost+cost+evictSlackBytes-maxRemoteBytes)
+		rv.shed(v, rv.count+entries+evictSlackEntries-maxRemoteEntries, rv.cost+cost+evictSlackBytes-maxRemoteBytes)
 	}
 	return true
+}
+
+// fit is what pc may hold of e, and whether it may hold it at all: an
+// entry of a new CID must be admitted; one of a CID pc holds is taken, but
+// names it adds beyond the ones held must fit the budget, or it keeps only
+// its first. Callers hold rv.mu and count refusals.
+func (rv *remoteView) fit(pc *peerCatalog, e Entry) (Entry, bool) {
+	old, ok := pc.entries[e.CID]
+	if !ok {
+		return e, rv.admit(pc, e)
+	}
+	if extra := entryCost(e) - entryCost(old); len(e.Aliases) > len(old.Aliases) && extra > 0 && !rv.makeRoom(pc, 0, extra) {
+		e.Aliases = nil
+	}
+	if _, ok := pc.entries[e.CID]; !ok { // shed to make that room: new again
+		return e, rv.admit(pc, e)
+	}
+	return e, true
 }
 
 // victim is the sender to evict from so that pc can hold more, by the

@@ -73,6 +73,11 @@ type Entry struct {
 	// Audience is who may see and fetch one of our entries (public: zero);
 	// always zero in another peer's claim.
 	Audience Audience
+	// Aliases are the other names the same content is published under by
+	// the same publisher (the same bytes in several files: one CID, one
+	// entry, one audience), at most maxNamesPerEntry-1, none equal to
+	// Name. On the wire each name is an entry of its own (names.go).
+	Aliases []string
 
 	// heard, for another peer's claim, is our clock when that peer first
 	// gave the CID this name (see merged).

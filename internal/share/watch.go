@@ -178,7 +178,7 @@ func (l *Library) isPublished(name string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range l.index {
-		if r.Name == name && !r.Indirect {
+		if !r.Indirect && r.hasName(name) {
 			return true
 		}
 	}
@@ -198,9 +198,11 @@ func (l *Library) publishedNames() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, e := range l.listedLocked(false) {
-		if !seen[e.Name] {
-			seen[e.Name] = true
-			out = append(out, e.Name)
+		for _, n := range e.Names() {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
 		}
 	}
 	return out
@@ -229,8 +231,8 @@ func (l *Library) checkName(name string) (again bool) {
 	l.mu.Lock()
 	var recs []record
 	for _, r := range l.index {
-		if r.Name == name && !r.Indirect {
-			recs = append(recs, *r)
+		if !r.Indirect && r.hasName(name) {
+			recs = append(recs, r.as(name))
 		}
 	}
 	l.mu.Unlock()

@@ -2,8 +2,10 @@ package share
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -30,14 +32,17 @@ func TestPublishOfTouchedFileKeepsServing(t *testing.T) {
 	f.Close()
 	// Other content under the name withdraws the old; publishing a name
 	// whose new content is already published under another name withdraws
-	// what the name held.
-	n.publish(t, "u.txt", "other bytes")
+	// what the name held, and publishes that content under both names.
+	u := n.publish(t, "u.txt", "other bytes")
 	n.write(t, "t.txt", "other bytes")
-	if res, err := n.s.Publish(context.Background(), "t.txt"); err != nil || !res[0].Already {
+	if res, err := n.s.Publish(context.Background(), "t.txt"); err != nil || res[0].Already || !res[0].Entry.CID.Equals(u.CID) {
 		t.Fatalf("publish = %+v, %v", res, err)
 	}
-	if pub := n.s.Published(); len(pub) != 1 || pub[0].Name != "u.txt" {
+	if pub := n.s.Published(); len(pub) != 1 || pub[0].Name != "u.txt" || !slices.Equal(pub[0].Aliases, []string{"t.txt"}) {
 		t.Fatalf("published after t.txt took u.txt's content: %+v", pub)
+	}
+	if _, _, err := n.s.Open(e.CID, someone); !errors.Is(err, ErrNotPublished) {
+		t.Fatalf("t.txt's old content still served: %v", err)
 	}
 }
 
