@@ -743,3 +743,33 @@ func TestPublishFolder(t *testing.T) {
 		t.Fatalf("published: %+v, %v", listed, err)
 	}
 }
+
+// The same bytes under two names: one published entry, carrying the
+// other name.
+func TestPublishedAliases(t *testing.T) {
+	n := newNode(t, "n")
+	startAPI(t, n, 1)
+	c := openClient(t, n)
+	b := writeFile(t, n, "a.txt", 100)
+	if err := os.WriteFile(filepath.Join(n.Config.ShareDir, "b.txt"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var pub api.Published
+	if err := call(t, c, http.MethodPost, "/api/v1/publish", nil, api.PublishRequest{Names: []string{"a.txt", "b.txt"}}, &pub); err != nil {
+		t.Fatalf("publish: %+v, %v", pub, err)
+	}
+	var listed []api.Entry
+	if err := call(t, c, http.MethodGet, "/api/v1/published", nil, nil, &listed); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, e := range listed {
+		names[e.Name] = true
+		for _, a := range e.Aliases {
+			names[a] = true
+		}
+	}
+	if !names["a.txt"] || !names["b.txt"] {
+		t.Fatalf("published lists %+v; want both a.txt and b.txt", listed)
+	}
+}

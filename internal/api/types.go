@@ -64,6 +64,8 @@ type Entry struct {
 	// empty: everyone.
 	ToPeers  []string `json:"to_peers,omitempty"`
 	ToGroups []string `json:"to_groups,omitempty"`
+	// Aliases: the other names the same content is published under.
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // PublishResult is one published name (POST /api/v1/publish).
@@ -91,6 +93,8 @@ type Remote struct {
 	// Folder: a published folder (a collection of Files files).
 	Folder bool `json:"folder,omitempty"`
 	Files  int  `json:"files,omitempty"`
+	// Aliases: the other names the same content is published under.
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // Provider is one peer publishing a Remote.
@@ -239,7 +243,7 @@ func hexSum(b [32]byte) string { return hex.EncodeToString(b[:]) }
 
 func entryOf(e share.Entry) Entry {
 	out := Entry{Name: e.Name, Size: e.Size, CID: e.CID.String(), SHA256: hexSum(e.SHA256), PublishedAt: e.Published.UTC(),
-		Folder: e.Collection, Files: e.Files, ToGroups: e.Audience.Groups}
+		Folder: e.Collection, Files: e.Files, ToGroups: e.Audience.Groups, Aliases: e.Aliases}
 	if e.Collection {
 		out.SHA256 = ""
 	}
@@ -251,7 +255,7 @@ func entryOf(e share.Entry) Entry {
 
 func remoteOf(r share.Remote) Remote {
 	out := Remote{Name: r.Name, Size: r.Size, CID: r.CID.String(), SHA256: hexSum(r.SHA256), Providers: []Provider{},
-		Folder: r.Collection, Files: r.Files}
+		Folder: r.Collection, Files: r.Files, Aliases: r.Aliases}
 	if r.Collection {
 		out.SHA256 = ""
 	}
