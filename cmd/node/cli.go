@@ -400,8 +400,8 @@ func cliGet(ctx context.Context, cc *cli, args []string) error {
 		return fmt.Errorf("%s %s: %s", repl.TermSafe(j.Name), j.State, j.Error)
 	}
 	rate := float64(j.Size) / max(j.DurationMS/1000, 1e-3)
-	cc.printf("saved %s  %s in %s (%s/s), sha256 %s verified\n", j.Path, repl.HumanBytes(j.Size),
-		(time.Duration(j.DurationMS) * time.Millisecond).Round(time.Millisecond), repl.HumanBytes(int64(rate)), j.SHA256)
+	cc.printf("saved %s  %s in %s (%s/s), every chunk verified against its CID\n", j.Path, repl.HumanBytes(j.Size),
+		(time.Duration(j.DurationMS) * time.Millisecond).Round(time.Millisecond), repl.HumanBytes(int64(rate)))
 	for _, p := range j.BadPeers {
 		cc.printf("warning: peer %s sent data that failed verification and was dropped\n", p)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/p2pshare/p2pshare/internal/manifest"
 )
 
-var savedRe = regexp.MustCompile(`^saved .* from (\d+) provider\(s\), sha256 ([0-9a-f]+) verified`)
+var savedRe = regexp.MustCompile(`^saved .* from (\d+) provider\(s\), every chunk verified`)
 
 // nodeSet is a fetcher and providers of one file, connected to the fetcher.
 type nodeSet struct {
