@@ -714,7 +714,11 @@ func cmdTransfers(_ context.Context, c *call, args []string) error {
 		if t.Total > 0 {
 			pct = 100 * float64(t.Done) / float64(t.Total)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s/s\t%d\t%s\n", short(t.CID), termSafe(t.Name), pct, humanBytes(int64(t.Rate)), len(t.Providers), t.State)
+		name := termSafe(t.Name)
+		if t.Files > 0 {
+			name = fmt.Sprintf("%s/ (%s of %s files)", name, groupDigits(int64(t.FilesDone)), groupDigits(int64(t.Files)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s/s\t%d\t%s\n", short(t.CID), name, pct, humanBytes(int64(t.Rate)), len(t.Providers), t.State)
 	}
 	return tw.Flush()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -534,19 +535,104 @@ func openMarks(name, stage string, n int, truncate bool) (*markLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	ml := &markLog{f: f, stage: stage, done: make([]bool, n), chunks: make([]int, n),
+	ml := &markLog{f: f, stage: stage,
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{})}
-	sc := bufio.NewScanner(f)
+	ml.done, ml.chunks = readMarks(f, n)
+	go ml.loop()
+	return ml, nil
+}
+
+// readMarks reads a done file of a collection of n entries: which are
+// marked, and their chunk sizes.
+func readMarks(r io.Reader, n int) (done []bool, chunks []int) {
+	done, chunks = make([]bool, n), make([]int, n)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		var i, cs int
 		// A line torn by a crash (no newline yet) fails to parse or
 		// names a file whose data was synced before it: either way safe.
 		if _, err := fmt.Sscanf(sc.Text(), "%d %d", &i, &cs); err == nil && i >= 0 && i < n {
-			ml.done[i], ml.chunks[i] = true, cs
+			done[i], chunks[i] = true, cs
 		}
 	}
-	go ml.loop()
-	return ml, nil
+	return done, chunks
+}
+
+// pausedCollection describes the interrupted download of collection c
+// whose state is in dir, from its files (nothing is changed): files and
+// bytes marked done, plus the verified chunks of its large files' partial
+// downloads, whose CIDs it adds to members. False if the state is
+// unreadable (the next Get of c discards it).
+func (s *Service) pausedCollection(dir string, c cid.Cid, members map[string]bool) (Info, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, collDocName))
+	if err != nil {
+		return Info{}, false
+	}
+	coll, err := collection.Verify(c, b)
+	if err != nil {
+		return Info{}, false
+	}
+	var t collTarget
+	if b, err := os.ReadFile(filepath.Join(dir, collTargetName)); err != nil || json.Unmarshal(b, &t) != nil {
+		return Info{}, false
+	}
+	sel, err := selectEntries(coll, t.Only)
+	if err != nil {
+		return Info{}, false
+	}
+	var done []bool
+	if f, err := os.Open(filepath.Join(dir, collDoneName)); err == nil {
+		done, _ = readMarks(f, len(coll.Entries))
+		f.Close()
+	} else {
+		done = make([]bool, len(coll.Entries))
+	}
+	in := Info{CID: c, Name: SanitizeName(t.Name, c), State: StatePaused}
+	seen := make(map[string]bool)
+	for i, e := range coll.Entries {
+		if !sel[i] || e.Dir {
+			continue
+		}
+		in.Files++
+		in.Total += e.Size
+		switch {
+		case done[i]:
+			in.FilesDone++
+			in.Done += e.Size
+		case e.Size > smallMax && !seen[e.CID.KeyString()]:
+			seen[e.CID.KeyString()] = true
+			members[e.CID.KeyString()] = true
+			if st, m, err := readState(partialDir(s.cfg.DownloadDir, e.CID), e.CID); err == nil {
+				in.Done += verifiedBytes(st, m)
+			}
+		}
+	}
+	return in, true
+}
+
+// removeMemberPartials removes the partial downloads of the large files
+// of the interrupted download of collection c whose state is in dir (a
+// paused download being cancelled), except those a Get is running.
+func (s *Service) removeMemberPartials(dir string, c cid.Cid) {
+	b, err := os.ReadFile(filepath.Join(dir, collDocName))
+	if err != nil {
+		return
+	}
+	coll, err := collection.Verify(c, b)
+	if err != nil {
+		return
+	}
+	for _, e := range coll.Entries {
+		if e.Dir || e.Size <= smallMax {
+			continue
+		}
+		s.mu.Lock()
+		busy := s.gets[e.CID.KeyString()] != nil
+		s.mu.Unlock()
+		if !busy {
+			os.RemoveAll(partialDir(s.cfg.DownloadDir, e.CID))
+		}
+	}
 }
 
 func (ml *markLog) doneSet() []bool { return ml.done }
