@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // treeFile is one file of a test tree.
@@ -259,5 +261,91 @@ func TestFolderEndToEnd(t *testing.T) {
 	}
 	if out := prov.do("published"); strings.Contains(out, "tree/") || !strings.Contains(out, "tree2/") {
 		t.Fatalf("published after unpublish tree: %q", out)
+	}
+}
+
+// doneMarks counts the files marked done in a folder download's done log
+// (distinct entries, read as the node reads them: a line torn by a crash
+// counts only if it still holds two numbers).
+func doneMarks(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	seen := make(map[string]bool)
+	re := regexp.MustCompile(`^(\d+) \d+`)
+	for _, l := range strings.Split(string(b), "\n") {
+		if m := re.FindStringSubmatch(l); m != nil {
+			seen[m[1]] = true
+		}
+	}
+	return len(seen)
+}
+
+// The fetcher is killed with SIGKILL halfway through a folder get (many
+// small files and a large one, from a provider limited to 2 MiB/s) and
+// restarted: transfers shows the folder paused, get completes it exactly,
+// and the files done before the kill are kept, not fetched again.
+func TestFolderResumeAfterFetcherKill9(t *testing.T) {
+	root := t.TempDir()
+	provDir, fetchDir := filepath.Join(root, "prov"), filepath.Join(root, "fetcher")
+	files := map[string]treeFile{"big.bin": {data: patterned(6<<20+321, 17)}}
+	const small = 400
+	for i := range small {
+		files[fmt.Sprintf("d%d/f%03d.dat", i%8, i)] = treeFile{data: patterned(6000+i, 3+2*i)}
+	}
+	tree := filepath.Join(provDir, "files", "many")
+	writeTree(t, tree, files, []string{"empty"})
+	prov := startProc(t, "prov", provDir, "--max-upload-rate", "2MiB")
+	m := regexp.MustCompile(`published folder many/ \(401 files\)\s+\S+ \S+\s+(\S+)`).FindStringSubmatch(prov.do("publish many"))
+	if m == nil {
+		t.Fatal("publish many: no CID")
+	}
+	collCID := m[1]
+
+	fetch := startProc(t, "fetcher", fetchDir)
+	fetch.do("wait file many --timeout 60s")
+	fetch.send("get many")
+	doneLog := filepath.Join(fetchDir, "downloads", ".partial", collCID, "done")
+	deadline := time.Now().Add(60 * time.Second)
+	for doneMarks(t, doneLog) < small/5 {
+		if time.Now().After(deadline) {
+			t.Fatal("the folder download did not get under way")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	fetch.kill9()
+	kept := doneMarks(t, doneLog)
+	t.Logf("killed with %d of %d files marked done", kept, len(files))
+	if kept >= len(files) {
+		t.Fatal("the download ended before the kill")
+	}
+	final := filepath.Join(fetchDir, "downloads", "many")
+	if _, err := os.Stat(final); err == nil {
+		t.Fatal("the folder stands under its final name after the kill")
+	}
+
+	fetch = startProc(t, "fetcher-restarted", fetchDir)
+	out := fetch.do("transfers")
+	if !regexp.MustCompile(fmt.Sprintf(`many/ \(%d of 401 files\).*paused`, kept)).MatchString(out) {
+		t.Fatalf("transfers after restart, want many paused with %d files done: %q", kept, out)
+	}
+	if strings.Contains(out, "big.bin") {
+		t.Fatalf("transfers lists the folder's large file apart: %q", out)
+	}
+	fetch.do("wait file many --timeout 60s")
+	out = fetch.do("get many")
+	if !strings.Contains(out, "saved folder "+final+"  401 file(s)") {
+		t.Fatalf("get after restart: %q", out)
+	}
+	m = regexp.MustCompile(`(\d+) file\(s\) copied from files already here, (\d+) kept from an interrupted get`).FindStringSubmatch(out)
+	if m == nil || atoi(m[1]) != 0 || atoi(m[2]) != kept {
+		t.Fatalf("get after restart: want 0 copied and %d kept from the interrupted get: %q", kept, out)
+	}
+	sameTree(t, tree, final)
+	noStaging(t, filepath.Join(fetchDir, "downloads"))
+	if out := fetch.do("transfers"); !strings.Contains(out, "no transfers") {
+		t.Fatalf("transfers after completion: %q", out)
 	}
 }
