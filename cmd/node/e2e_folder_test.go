@@ -129,7 +129,8 @@ func noStaging(t *testing.T, dir string) {
 // an executable and a file of several chunks, published on one node:
 // the other lists it as one folder, lists its tree, gets it exactly, gets
 // part of it, gets a second folder sharing files with the first (copied,
-// not fetched), and sees it go when it is unpublished.
+// not fetched), is told where it is when it gets it again (another copy
+// with --again), and sees it go when it is unpublished.
 func TestFolderEndToEnd(t *testing.T) {
 	root := t.TempDir()
 	provDir, fetchDir := filepath.Join(root, "prov"), filepath.Join(root, "fetcher")
@@ -221,10 +222,18 @@ func TestFolderEndToEnd(t *testing.T) {
 	sameTree(t, tree, filepath.Join(downloads, "tree"))
 	noStaging(t, downloads)
 
-	// A second get never overwrites: it makes "tree (1)".
+	// A second get says where the folder is; --again makes another copy,
+	// never overwriting: "tree (1)".
 	out = fetch.do("get tree")
-	if !strings.Contains(out, "saved folder "+filepath.Join(downloads, "tree (1)")) {
+	if !strings.Contains(out, "already downloaded: "+filepath.Join(downloads, "tree")+"  folder (12 file(s)), verified: size and modification time unchanged") {
 		t.Fatalf("second get tree: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(downloads, "tree (1)")); err == nil {
+		t.Fatal("a second get made a copy")
+	}
+	out = fetch.do("get tree --again")
+	if !strings.Contains(out, "saved folder "+filepath.Join(downloads, "tree (1)")) {
+		t.Fatalf("get tree --again: %q", out)
 	}
 	sameTree(t, tree, filepath.Join(downloads, "tree (1)"))
 

@@ -223,7 +223,7 @@ func TestGetCollection(t *testing.T) {
 
 	// Again: the folder exists, so the tree goes to "photos (1)"; every
 	// file is copied from the first download, none fetched.
-	res2, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
+	res2, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Again: true})
 	if err != nil {
 		t.Fatal(err)
 	}

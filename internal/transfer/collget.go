@@ -175,6 +175,12 @@ func (g *getter) runCollection(cf *collectionFound, resumed bool) (*Result, erro
 		return nil, fmt.Errorf("transfer %s: %w", g.c, err)
 	}
 	cg.sel = sel
+	if !resumed && g.dedup() {
+		if res, ok := s.alreadyFolder(g.c, cf.coll, sel, g.opt.Only); ok {
+			res.Duration = time.Since(g.startAt)
+			return res, nil
+		}
+	}
 	if err := cg.open(cf.doc, resumed); err != nil {
 		return nil, err
 	}
@@ -718,21 +724,8 @@ func (ml *markLog) close() error {
 	return ml.err
 }
 
-// completedName is the log of files that collection downloads completed,
-// in the partial folder: one JSON object a line.
-const completedName = "completed"
-
-// completedRec is one file a download completed: where it is and what it
-// was (its CID, size and chunk size, with which a copy is verified).
-type completedRec struct {
-	CID       string `json:"cid"`
-	Size      int64  `json:"size"`
-	ChunkSize int    `json:"chunk"`
-	Path      string `json:"path"`
-}
-
 // recordCompleted appends the files of the tree now at final to the
-// completed log (those whose chunk size is known).
+// completed log (those whose chunk size is known), then the folder.
 func (cg *collGet) recordCompleted(final string) {
 	var b []byte
 	for i, e := range cg.coll.Entries {
@@ -743,50 +736,21 @@ func (cg *collGet) recordCompleted(final string) {
 		if cs == 0 {
 			continue
 		}
-		line, _ := json.Marshal(completedRec{CID: e.CID.String(), Size: e.Size, ChunkSize: cs,
-			Path: filepath.Join(final, filepath.FromSlash(e.Path))})
+		p := filepath.Join(final, filepath.FromSlash(e.Path))
+		var mtime int64
+		if fi, err := os.Stat(p); err == nil {
+			mtime = fi.ModTime().UnixNano()
+		}
+		line, _ := json.Marshal(completedRec{CID: e.CID.String(), Size: e.Size, ChunkSize: cs, Path: p, Mtime: mtime})
 		b = append(append(b, line...), '\n')
 	}
-	if len(b) == 0 {
-		return
-	}
-	cg.s.completedMu.Lock()
-	defer cg.s.completedMu.Unlock()
-	f, err := os.OpenFile(filepath.Join(cg.s.cfg.DownloadDir, partialDirName, completedName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err == nil {
-		_, err = f.Write(b)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	// Then the folder itself, after its files: a reader that finds it
+	// finds them.
+	folder := completedRec{CID: cg.c.String(), Size: cg.total.Load(), Path: final, Folder: true,
+		Only: cg.tgt.Only, Mtime: time.Now().UnixNano()}
+	line, _ := json.Marshal(folder)
+	b = append(append(b, line...), '\n')
+	if err := cg.s.appendCompleted(b); err != nil {
 		cg.g.log().Warn("record completed files", "err", err)
 	}
-}
-
-// readCompleted reads the completed log: the records by CID key.
-func (s *Service) readCompleted() map[string][]completedRec {
-	s.completedMu.Lock()
-	defer s.completedMu.Unlock()
-	out := make(map[string][]completedRec)
-	f, err := os.Open(filepath.Join(s.cfg.DownloadDir, partialDirName, completedName))
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r completedRec
-		if json.Unmarshal(sc.Bytes(), &r) != nil {
-			continue
-		}
-		c, err := cid.Decode(r.CID)
-		if err != nil {
-			continue
-		}
-		k := c.KeyString()
-		out[k] = append(out[k], r)
-	}
-	return out
 }
