@@ -256,8 +256,13 @@ func TestEndToEnd(t *testing.T) {
 	if sha256.Sum256(got) != sha256.Sum256(orig) {
 		t.Fatal("downloaded file differs from the original")
 	}
-	// A second get never overwrites: it picks a new name.
-	ps[1].do("get data.bin")
+	// A second get says where the first one is (hashed again), and
+	// fetches nothing; with --again it never overwrites: it picks a new
+	// name.
+	if out := ps[1].do("get data.bin"); !strings.Contains(out, "already downloaded: "+filepath.Join(root, "node2", "downloads", "data.bin")+"  file, verified: content hashed again") {
+		t.Fatalf("second get: %q", out)
+	}
+	ps[1].do("get data.bin --again")
 	if _, err := os.Stat(filepath.Join(root, "node2", "downloads", "data (1).bin")); err != nil {
 		t.Fatalf("second get did not pick a new name: %v", err)
 	}

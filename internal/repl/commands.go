@@ -66,7 +66,7 @@ func commands() []*command {
 		{name: "unpublish", aliases: []string{"clear"}, usage: "unpublish NAME|FOLDER|CID... | --all", help: "stop serving and providing files or folders (with the files published only through them), and announce the withdrawal", run: cmdUnpublish, complete: publishedNames},
 		{name: "available", usage: "available [--wide]", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
 		{name: "search", usage: "search TEXT [--wide]", help: "list what other peers publish whose name (or CID) contains TEXT", run: cmdSearch},
-		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--only PATTERN]... [--from PEER] [--bg]", help: "download a file or a folder from its providers (a ticket's publisher first), verified against its CID; never overwrites; --only picks part of a folder", run: cmdGet, complete: remoteNames},
+		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--only PATTERN]... [--from PEER] [--again] [--bg]", help: "download a file or a folder from its providers (a ticket's publisher first), verified against its CID; never overwrites; --only picks part of a folder; one already downloaded and unchanged is not fetched again (it says where it is) unless --again", run: cmdGet, complete: remoteNames},
 		{name: "ls", usage: "ls FOLDER|CID", help: "list the files and empty folders of a published folder without downloading it", run: cmdLs, complete: remoteNames},
 		{name: "transfers", usage: "transfers [--wide]", help: "list running and paused downloads", run: cmdTransfers},
 		{name: "cancel", usage: "cancel CID", help: "stop a download and remove its partial data", run: cmdCancel, complete: transferCIDs},
@@ -561,6 +561,7 @@ func remotesByName(list []shareRemote) []shareRemote {
 func cmdGet(ctx context.Context, c *call, args []string) error {
 	fs := c.flags()
 	output := fs.String("o", "", "save to this path, or into this folder (never overwrites)")
+	again := fs.Bool("again", false, "make another copy even if this was downloaded already and is still there")
 	bg := fs.Bool("bg", false, "download in the background (the node's queue, as the API's gets); the prompt stays free and says when it ends")
 	var fromArgs, only []string
 	fs.Func("from", "fetch only from this peer (repeatable)", func(s string) error {
@@ -576,7 +577,7 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: get NAME|CID|TICKET [-o PATH|FOLDER] [--only PATTERN]... [--from PEER] [--bg]")
+		return errors.New("usage: get NAME|CID|TICKET [-o PATH|FOLDER] [--only PATTERN]... [--from PEER] [--again] [--bg]")
 	}
 	var from []peer.ID
 	if len(fromArgs) > 0 {
@@ -588,7 +589,7 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 			from = append(from, id)
 		}
 	}
-	opt := transfer.GetOptions{From: from, Only: only}
+	opt := transfer.GetOptions{From: from, Only: only, Again: *again}
 	id, err := c.resolveGet(pos[0], &opt)
 	if err != nil {
 		return err
@@ -617,6 +618,14 @@ func cmdGet(ctx context.Context, c *call, args []string) error {
 		return errReported
 	case err != nil:
 		return err
+	}
+	if res.Already {
+		what := "file"
+		if res.Collection {
+			what = fmt.Sprintf("folder (%d file(s))", res.Files)
+		}
+		c.printf("already downloaded: %s  %s, verified: %s; get --again makes another copy\n", res.Path, what, res.Verified)
+		return nil
 	}
 	for _, p := range res.Bad {
 		c.printf("warning: peer %s sent data that failed verification and was dropped\n", p)
@@ -741,7 +750,11 @@ func cmdTransfers(_ context.Context, c *call, args []string) error {
 		if t.Total > 0 {
 			pct = 100 * float64(t.Done) / float64(t.Total)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s/s\t%d\t%s\n", short(t.CID), termSafe(t.Name), pct, humanBytes(int64(t.Rate)), len(t.Providers), t.State)
+		name := termSafe(t.Name)
+		if t.Files > 0 {
+			name = fmt.Sprintf("%s/ (%s of %s files)", name, groupDigits(int64(t.FilesDone)), groupDigits(int64(t.Files)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%s/s\t%d\t%s\n", short(t.CID), name, pct, humanBytes(int64(t.Rate)), len(t.Providers), t.State)
 	}
 	return tw.Flush()
 }

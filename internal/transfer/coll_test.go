@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -222,7 +223,7 @@ func TestGetCollection(t *testing.T) {
 
 	// Again: the folder exists, so the tree goes to "photos (1)"; every
 	// file is copied from the first download, none fetched.
-	res2, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
+	res2, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Again: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,4 +525,65 @@ func TestFetchCollection(t *testing.T) {
 	if _, err := cli.svc.FetchCollection(ctxT(t, time.Minute), file, GetOptions{}); !errors.Is(err, ErrNotCollection) {
 		t.Errorf("ls of a file: %v, want ErrNotCollection", err)
 	}
+}
+
+// A paused folder download is one row of Transfers (its large file's
+// partial download counted in it, not listed apart), with its files done
+// of its files; Cancel removes it, the large file's partial data too.
+func TestPausedCollectionTransfers(t *testing.T) {
+	srv, cli := pair(t)
+	tr := tree{name: "p", files: map[string]tfile{"big.bin": {data: pattern(3*smallMax+5, 7)}}}
+	for i := range 300 {
+		tr.files[fmt.Sprintf("f%03d", i)] = tfile{data: pattern(100, uint64(i))}
+	}
+	c := srv.publishTree(t, tr, 4096)
+	bigCID := manifestCIDOf(t, tr.files["big.bin"].data, 4096)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	served := 0
+	srv.svc.tapCID = func(cid.Cid) {
+		mu.Lock()
+		defer mu.Unlock()
+		if served++; served == 150 {
+			cancel()
+		}
+	}
+	if _, err := cli.svc.Get(ctx, c, GetOptions{}); !errors.Is(err, ErrPaused) {
+		t.Fatalf("stopped get: %v, want ErrPaused", err)
+	}
+	list := cli.svc.Transfers()
+	if len(list) != 1 {
+		t.Fatalf("Transfers() = %+v, want one row, the folder", list)
+	}
+	in := list[0]
+	if !in.CID.Equals(c) || in.State != StatePaused || in.Name != "p" || in.Files != 301 ||
+		in.FilesDone == 0 || in.FilesDone >= 301 || in.Total != int64(3*smallMax+5+300*100) || in.Done > in.Total {
+		t.Fatalf("Transfers() = %+v, want p paused, 301 files, some done", in)
+	}
+	if in.Done < int64(in.FilesDone)*100 {
+		t.Fatalf("done %d bytes for %d files done", in.Done, in.FilesDone)
+	}
+	if _, err := os.Stat(partialDir(cli.svc.cfg.DownloadDir, bigCID)); err != nil {
+		t.Logf("the large file had no partial download when paused: %v", err)
+	}
+	if err := cli.svc.Cancel(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(partialDir(cli.svc.cfg.DownloadDir, bigCID)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the large file's partial download kept after cancel: %v", err)
+	}
+	if list := cli.svc.Transfers(); len(list) != 0 {
+		t.Errorf("Transfers() after cancel = %+v", list)
+	}
+}
+
+// manifestCIDOf is the CID of data cut in chunks of chunkSize.
+func manifestCIDOf(tb testing.TB, data []byte, chunkSize int) cid.Cid {
+	tb.Helper()
+	m, err := manifest.Build(context.Background(), bytes.NewReader(data), int64(len(data)), chunkSize)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m.CID()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -174,6 +175,12 @@ func (g *getter) runCollection(cf *collectionFound, resumed bool) (*Result, erro
 		return nil, fmt.Errorf("transfer %s: %w", g.c, err)
 	}
 	cg.sel = sel
+	if !resumed && g.dedup() {
+		if res, ok := s.alreadyFolder(g.c, cf.coll, sel, g.opt.Only); ok {
+			res.Duration = time.Since(g.startAt)
+			return res, nil
+		}
+	}
 	if err := cg.open(cf.doc, resumed); err != nil {
 		return nil, err
 	}
@@ -534,19 +541,104 @@ func openMarks(name, stage string, n int, truncate bool) (*markLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	ml := &markLog{f: f, stage: stage, done: make([]bool, n), chunks: make([]int, n),
+	ml := &markLog{f: f, stage: stage,
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{})}
-	sc := bufio.NewScanner(f)
+	ml.done, ml.chunks = readMarks(f, n)
+	go ml.loop()
+	return ml, nil
+}
+
+// readMarks reads a done file of a collection of n entries: which are
+// marked, and their chunk sizes.
+func readMarks(r io.Reader, n int) (done []bool, chunks []int) {
+	done, chunks = make([]bool, n), make([]int, n)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		var i, cs int
 		// A line torn by a crash (no newline yet) fails to parse or
 		// names a file whose data was synced before it: either way safe.
 		if _, err := fmt.Sscanf(sc.Text(), "%d %d", &i, &cs); err == nil && i >= 0 && i < n {
-			ml.done[i], ml.chunks[i] = true, cs
+			done[i], chunks[i] = true, cs
 		}
 	}
-	go ml.loop()
-	return ml, nil
+	return done, chunks
+}
+
+// pausedCollection describes the interrupted download of collection c
+// whose state is in dir, from its files (nothing is changed): files and
+// bytes marked done, plus the verified chunks of its large files' partial
+// downloads, whose CIDs it adds to members. False if the state is
+// unreadable (the next Get of c discards it).
+func (s *Service) pausedCollection(dir string, c cid.Cid, members map[string]bool) (Info, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, collDocName))
+	if err != nil {
+		return Info{}, false
+	}
+	coll, err := collection.Verify(c, b)
+	if err != nil {
+		return Info{}, false
+	}
+	var t collTarget
+	if b, err := os.ReadFile(filepath.Join(dir, collTargetName)); err != nil || json.Unmarshal(b, &t) != nil {
+		return Info{}, false
+	}
+	sel, err := selectEntries(coll, t.Only)
+	if err != nil {
+		return Info{}, false
+	}
+	var done []bool
+	if f, err := os.Open(filepath.Join(dir, collDoneName)); err == nil {
+		done, _ = readMarks(f, len(coll.Entries))
+		f.Close()
+	} else {
+		done = make([]bool, len(coll.Entries))
+	}
+	in := Info{CID: c, Name: SanitizeName(t.Name, c), State: StatePaused}
+	seen := make(map[string]bool)
+	for i, e := range coll.Entries {
+		if !sel[i] || e.Dir {
+			continue
+		}
+		in.Files++
+		in.Total += e.Size
+		switch {
+		case done[i]:
+			in.FilesDone++
+			in.Done += e.Size
+		case e.Size > smallMax && !seen[e.CID.KeyString()]:
+			seen[e.CID.KeyString()] = true
+			members[e.CID.KeyString()] = true
+			if st, m, err := readState(partialDir(s.cfg.DownloadDir, e.CID), e.CID); err == nil {
+				in.Done += verifiedBytes(st, m)
+			}
+		}
+	}
+	return in, true
+}
+
+// removeMemberPartials removes the partial downloads of the large files
+// of the interrupted download of collection c whose state is in dir (a
+// paused download being cancelled), except those a Get is running.
+func (s *Service) removeMemberPartials(dir string, c cid.Cid) {
+	b, err := os.ReadFile(filepath.Join(dir, collDocName))
+	if err != nil {
+		return
+	}
+	coll, err := collection.Verify(c, b)
+	if err != nil {
+		return
+	}
+	for _, e := range coll.Entries {
+		if e.Dir || e.Size <= smallMax {
+			continue
+		}
+		s.mu.Lock()
+		busy := s.gets[e.CID.KeyString()] != nil
+		s.mu.Unlock()
+		if !busy {
+			os.RemoveAll(partialDir(s.cfg.DownloadDir, e.CID))
+		}
+	}
 }
 
 func (ml *markLog) doneSet() []bool { return ml.done }
@@ -632,21 +724,8 @@ func (ml *markLog) close() error {
 	return ml.err
 }
 
-// completedName is the log of files that collection downloads completed,
-// in the partial folder: one JSON object a line.
-const completedName = "completed"
-
-// completedRec is one file a download completed: where it is and what it
-// was (its CID, size and chunk size, with which a copy is verified).
-type completedRec struct {
-	CID       string `json:"cid"`
-	Size      int64  `json:"size"`
-	ChunkSize int    `json:"chunk"`
-	Path      string `json:"path"`
-}
-
 // recordCompleted appends the files of the tree now at final to the
-// completed log (those whose chunk size is known).
+// completed log (those whose chunk size is known), then the folder.
 func (cg *collGet) recordCompleted(final string) {
 	var b []byte
 	for i, e := range cg.coll.Entries {
@@ -657,50 +736,21 @@ func (cg *collGet) recordCompleted(final string) {
 		if cs == 0 {
 			continue
 		}
-		line, _ := json.Marshal(completedRec{CID: e.CID.String(), Size: e.Size, ChunkSize: cs,
-			Path: filepath.Join(final, filepath.FromSlash(e.Path))})
+		p := filepath.Join(final, filepath.FromSlash(e.Path))
+		var mtime int64
+		if fi, err := os.Stat(p); err == nil {
+			mtime = fi.ModTime().UnixNano()
+		}
+		line, _ := json.Marshal(completedRec{CID: e.CID.String(), Size: e.Size, ChunkSize: cs, Path: p, Mtime: mtime})
 		b = append(append(b, line...), '\n')
 	}
-	if len(b) == 0 {
-		return
-	}
-	cg.s.completedMu.Lock()
-	defer cg.s.completedMu.Unlock()
-	f, err := os.OpenFile(filepath.Join(cg.s.cfg.DownloadDir, partialDirName, completedName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err == nil {
-		_, err = f.Write(b)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	// Then the folder itself, after its files: a reader that finds it
+	// finds them.
+	folder := completedRec{CID: cg.c.String(), Size: cg.total.Load(), Path: final, Folder: true,
+		Only: cg.tgt.Only, Mtime: time.Now().UnixNano()}
+	line, _ := json.Marshal(folder)
+	b = append(append(b, line...), '\n')
+	if err := cg.s.appendCompleted(b); err != nil {
 		cg.g.log().Warn("record completed files", "err", err)
 	}
-}
-
-// readCompleted reads the completed log: the records by CID key.
-func (s *Service) readCompleted() map[string][]completedRec {
-	s.completedMu.Lock()
-	defer s.completedMu.Unlock()
-	out := make(map[string][]completedRec)
-	f, err := os.Open(filepath.Join(s.cfg.DownloadDir, partialDirName, completedName))
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r completedRec
-		if json.Unmarshal(sc.Bytes(), &r) != nil {
-			continue
-		}
-		c, err := cid.Decode(r.CID)
-		if err != nil {
-			continue
-		}
-		k := c.KeyString()
-		out[k] = append(out[k], r)
-	}
-	return out
 }

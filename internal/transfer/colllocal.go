@@ -36,7 +36,7 @@ func (cg *collGet) copyLocal(ctx context.Context, items []*citem) ([]*citem, err
 				comp = cg.s.readCompleted()
 			}
 			for _, r := range comp[it.c.KeyString()] {
-				if r.Size != it.size {
+				if r.Folder || r.Size != it.size {
 					continue
 				}
 				f, err := os.Open(r.Path)

@@ -32,7 +32,7 @@ func recordLinks(t *testing.T, downloadDir string) *linkLog {
 		l.from = append(l.from, from)
 		ents, _ := os.ReadDir(filepath.Join(downloadDir, partialDirName))
 		for _, e := range ents {
-			if e.Name() != ".lock" { // the folder's lock, not a download
+			if e.Name() != ".lock" && e.Name() != completedName { // the folder's lock and the completed log, not downloads
 				l.extra = append(l.extra, e.Name())
 			}
 		}
@@ -62,8 +62,7 @@ func (l *linkLog) checkFast(t *testing.T, dir string) {
 }
 
 // checkClean fails if dir holds anything but the .partial folder (empty
-// but for its lock)
-// and the files named in keep.
+// but for its lock and the completed log) and the files named in keep.
 func checkClean(t *testing.T, dir string, keep ...string) {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -77,7 +76,7 @@ func checkClean(t *testing.T, dir string, keep ...string) {
 		t.Errorf("left in %s: %s", dir, e.Name())
 	}
 	ents, _ = os.ReadDir(filepath.Join(dir, partialDirName))
-	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return e.Name() == ".lock" }) // the folder's lock
+	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return e.Name() == ".lock" || e.Name() == completedName })
 	if len(ents) > 0 {
 		t.Errorf("left under .partial: %v", ents)
 	}
@@ -307,7 +306,7 @@ func TestFastPathNoClobber(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"x (1).bin", "x (2).bin"} {
-		res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "x.bin"})
+		res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "x.bin", Again: true})
 		if err != nil {
 			t.Fatal(err)
 		}

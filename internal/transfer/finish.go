@@ -50,7 +50,11 @@ func (g *getter) finish() (*Result, error) {
 	if err := p.remove(); err != nil {
 		g.log().Warn("remove partial download", "err", err)
 	}
-	return g.result(p, final), nil
+	res := g.result(p, final)
+	if !g.opt.fileOnly { // a folder's member is recorded with its folder
+		g.s.recordFile(g.c, res)
+	}
+	return res, nil
 }
 
 // checkTrusted verifies again, from the data file, the chunks a resumed

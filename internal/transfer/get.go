@@ -46,6 +46,13 @@ type GetOptions struct {
 	// the same CID (Cancel waits for Get); cancel Get's ctx instead.
 	Progress func(Progress)
 
+	// Again: make another copy even if a completed download of the CID
+	// is still where it was put (see alreadyFile, alreadyFolder). Without
+	// it, a Get that saves under the default name in the downloads folder
+	// (no Output, no Into) of a CID already downloaded returns that
+	// download (Result.Already) and fetches nothing.
+	Again bool
+
 	// fileOnly: the CID must name a file (a collection's member), not a
 	// collection.
 	fileOnly bool
@@ -153,6 +160,12 @@ type Result struct {
 	Files        int
 	Copied       int
 	FilesResumed int
+
+	// Already: nothing was fetched; Path is a completed download of the
+	// CID found still there and still the same, as Verified says
+	// (VerifiedHash or VerifiedMtime). See GetOptions.Again.
+	Already  bool
+	Verified string
 }
 
 // fatalError is a local failure (disk) that ends the whole Get.
@@ -225,6 +238,13 @@ func (s *Service) Get(ctx context.Context, c cid.Cid, opt GetOptions) (*Result, 
 	if cf, ok := s.resumeCollection(c); ok && !opt.fileOnly {
 		return g.runCollection(cf, true)
 	}
+	if g.dedup() {
+		if _, err := os.Lstat(partialDir(s.cfg.DownloadDir, c)); err != nil { // none to resume
+			if res, ok := s.alreadyFile(g.ctx, c); ok {
+				return res, nil
+			}
+		}
+	}
 	res, err := g.run()
 	if cf := (*collectionFound)(nil); errors.As(err, &cf) {
 		if opt.fileOnly {
@@ -238,6 +258,14 @@ func (s *Service) Get(ctx context.Context, c cid.Cid, opt GetOptions) (*Result, 
 		return g.runCollection(cf, false)
 	}
 	return res, err
+}
+
+// dedup reports whether a completed download of g's CID, still there,
+// answers g instead of a new copy: unless asked for another copy, or for
+// a place of the caller's choosing (Output, Into), or g gets a folder's
+// member into its staging folder.
+func (g *getter) dedup() bool {
+	return !g.opt.Again && !g.opt.fileOnly && g.opt.Output == "" && g.opt.Into == ""
 }
 
 // register creates the getter of c and enters it in s.gets; a CID that is

@@ -67,7 +67,7 @@ func TestGetNoClobber(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"x (1).bin", "x (2).bin"} {
-		res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "x.bin"})
+		res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{Name: "x.bin", Again: true})
 		if err != nil {
 			t.Fatal(err)
 		}

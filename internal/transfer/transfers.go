@@ -10,6 +10,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/manifest"
 )
 
 // Transfer states in Info.State.
@@ -32,40 +34,65 @@ type Info struct {
 }
 
 // Transfers lists running downloads and paused ones (partial downloads on
-// disk that no Get is running).
+// disk that no Get is running). A paused folder download is one row, its
+// large files' partial downloads counted in it; so is a running one (its
+// large files' Gets are not listed on their own).
 func (s *Service) Transfers() []Info {
 	var out []Info
 	running := make(map[string]bool)
 	s.mu.Lock()
 	gets := make([]*getter, 0, len(s.gets))
 	for k, g := range s.gets {
-		gets = append(gets, g)
 		running[k] = true
+		if !g.opt.fileOnly {
+			gets = append(gets, g)
+		}
 	}
 	s.mu.Unlock()
 	for _, g := range gets {
 		out = append(out, g.info())
 	}
-	ents, _ := os.ReadDir(filepath.Join(s.cfg.DownloadDir, partialDirName))
+	base := filepath.Join(s.cfg.DownloadDir, partialDirName)
+	ents, _ := os.ReadDir(base)
+	var files []cid.Cid
+	members := make(map[string]bool) // large files of paused folder downloads
 	for _, e := range ents {
 		c, err := cid.Decode(e.Name())
 		if err != nil || !e.IsDir() || running[c.KeyString()] {
 			continue
 		}
-		st, m, err := readState(filepath.Join(s.cfg.DownloadDir, partialDirName, e.Name()), c)
+		dir := filepath.Join(base, e.Name())
+		if !isCollection(dir) {
+			files = append(files, c)
+			continue
+		}
+		if in, ok := s.pausedCollection(dir, c, members); ok {
+			out = append(out, in)
+		}
+	}
+	for _, c := range files {
+		if members[c.KeyString()] {
+			continue
+		}
+		st, m, err := readState(partialDir(s.cfg.DownloadDir, c), c)
 		if err != nil {
 			continue
 		}
-		var done int64
-		for i, d := range st.done {
-			if d {
-				done += int64(m.ChunkLen(i))
-			}
-		}
-		out = append(out, Info{CID: c, Name: SanitizeName(st.name, c), Total: m.Size, Done: done, State: StatePaused})
+		out = append(out, Info{CID: c, Name: SanitizeName(st.name, c), Total: m.Size, Done: verifiedBytes(st, m), State: StatePaused})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CID.String() < out[j].CID.String() })
 	return out
+}
+
+// verifiedBytes is what the verified chunks of a partial download hold.
+func verifiedBytes(st *stateFile, m *manifest.Manifest) int64 {
+	var done int64
+	for i, d := range st.done {
+		if d {
+			done += int64(m.ChunkLen(i))
+		}
+	}
+	return done
 }
 
 func (g *getter) info() Info {
@@ -127,6 +154,9 @@ func (s *Service) Cancel(c cid.Cid) error {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
+	// A paused folder download: its large files' partial downloads go
+	// with it (a running one's Gets removed theirs when cancelled).
+	s.removeMemberPartials(dir, c)
 	if err := removeCollectionState(dir); err != nil {
 		return fmt.Errorf("transfer: cancel %s: %w", c, err)
 	}
