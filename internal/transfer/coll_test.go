@@ -355,8 +355,19 @@ func TestGetCollectionResume(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if served != len(tr.files)-res.FilesResumed {
-		t.Errorf("second get fetched %d files; %d of %d were kept, so want %d", served, res.FilesResumed, len(tr.files), len(tr.files)-res.FilesResumed)
+	t.Logf("first get: %d files kept; second get: %d served", res.FilesResumed, served)
+	// The server may still be answering requests the first get had in
+	// flight when it was stopped (at most smallWindow per session) after
+	// the count was reset: those files were not kept, so they are counted
+	// once more at most. Without resume the second get would fetch all
+	// 600.
+	want := len(tr.files) - res.FilesResumed
+	if served < want || served > want+streamsPerProvider*smallWindow {
+		t.Errorf("second get fetched %d files; %d of %d were kept, so want %d (plus at most %d answered late to the first get)",
+			served, res.FilesResumed, len(tr.files), want, streamsPerProvider*smallWindow)
+	}
+	if res.FilesResumed <= streamsPerProvider*smallWindow {
+		t.Errorf("only %d files kept from the first get, which served 300: the bound above cannot tell a resume", res.FilesResumed)
 	}
 }
 
