@@ -239,7 +239,7 @@ func (s *Service) Recheck() {
 		if isChanged(err) {
 			continue // the request under way notices by itself
 		}
-		if _, ok := s.document(x.c); ok {
+		if _, ok := s.document(x.c, x.remote); ok {
 			continue
 		}
 		s.log.Info("closing a fetch session: its peer may no longer fetch the file", "peer", x.remote, "cid", x.c)
@@ -452,7 +452,7 @@ func (v *server) serve(req *proto.FetchRequest) error {
 		m, f, err = v.s.cfg.Source.Open(c, v.remote)
 		if err != nil {
 			if req.GetKind() == proto.FetchRequest_MANIFEST {
-				if doc, ok := v.s.document(c); ok {
+				if doc, ok := v.s.document(c, v.remote); ok {
 					if !v.s.markOpened(v.ss) {
 						continue
 					}
@@ -485,10 +485,10 @@ func (v *server) serve(req *proto.FetchRequest) error {
 }
 
 // document returns the document of the collection c if the Source
-// publishes it (CollectionSource).
-func (s *Service) document(c cid.Cid) ([]byte, bool) {
+// publishes it to p (CollectionSource).
+func (s *Service) document(c cid.Cid, p peer.ID) ([]byte, bool) {
 	if cs, ok := s.cfg.Source.(CollectionSource); ok {
-		return cs.Collection(c)
+		return cs.Collection(c, p)
 	}
 	return nil, false
 }
