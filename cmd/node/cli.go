@@ -21,15 +21,18 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/term"
 
 	"github.com/p2pshare/p2pshare/internal/api"
 	"github.com/p2pshare/p2pshare/internal/client"
+	"github.com/p2pshare/p2pshare/internal/people"
 	"github.com/p2pshare/p2pshare/internal/repl"
 	"github.com/p2pshare/p2pshare/internal/shortid"
 )
@@ -42,7 +45,7 @@ type clientCommand struct {
 func clientCommands() []clientCommand {
 	return []clientCommand{
 		{"files", "files", "list the share folder, with size and whether each file is published", cliFiles},
-		{"publish", "publish NAME...", "hash, record and announce files of the share folder", cliPublish},
+		{"publish", "publish NAME... [--to WHO[,...] | --public]", "hash, record and announce files and folders of the share folder; --to: only for those peers and groups", cliPublish},
 		{"published", "published", "list what this node publishes", cliPublished},
 		{"unpublish", "unpublish NAME|CID... | --all", "stop serving files and announce the withdrawal", cliUnpublish},
 		{"available", "available", "list what other peers publish", cliAvailable},
@@ -210,20 +213,140 @@ func cliFiles(ctx context.Context, cc *cli, args []string) error {
 }
 
 func cliPublish(ctx context.Context, cc *cli, args []string) error {
-	names, err := cc.parse(cc.flags("publish"), args, 1, -1, "publish NAME...")
+	const usage = "publish NAME... [--to WHO[,...] | --public]"
+	fs := cc.flags("publish")
+	to := fs.String("to", "", "only these see and may fetch what is published: peers (names, peer IDs or unique prefixes) and groups, comma separated")
+	public := fs.Bool("public", false, "everyone sees and may fetch what is published (the default for a new file)")
+	names, err := cc.parse(fs, args, 1, -1, usage)
 	if err != nil {
 		return err
 	}
+	req := api.PublishRequest{Names: names, Public: *public}
+	if *public && *to != "" {
+		return fmt.Errorf("%w: give --to or --public, not both (p2pshare %s)", errUsage, usage)
+	}
+	var peers []api.Peer
+	if *to != "" || !cc.json {
+		// To resolve --to's names, and to show who an entry is for.
+		if err := cc.c.Call(ctx, http.MethodGet, "/api/v1/peers", nil, nil, &peers); err != nil {
+			return err
+		}
+	}
+	if *to != "" {
+		if req.To, err = resolveAudience(*to, peers); err != nil {
+			return err
+		}
+	}
 	var res api.Published
-	err = cc.call(ctx, http.MethodPost, "/api/v1/publish", nil, api.PublishRequest{Names: names}, &res)
+	err = cc.call(ctx, http.MethodPost, "/api/v1/publish", nil, req, &res)
 	for _, p := range res.Files {
-		if p.Already {
-			cc.printf("already published: %s  %s (nothing changed)\n", repl.TermSafe(p.Name), p.CID)
-		} else {
-			cc.printf("published %s  %s  %s  sha256 %s\n", repl.TermSafe(p.Name), repl.HumanBytes(p.Size), p.CID, p.SHA256)
+		name := repl.TermSafe(p.Name)
+		if p.Folder {
+			name += "/"
+		}
+		switch {
+		case p.Retargeted:
+			cc.printf("%s  %s now for: %s\n", name, p.CID, audienceText(p.Entry, peers))
+		case p.Already:
+			cc.printf("already published: %s  %s (nothing changed)\n", name, p.CID)
+		case p.Folder:
+			cc.printf("published folder %s  %s  %s  (%d files)\n", name, repl.HumanBytes(p.Size), p.CID, p.Files)
+		default:
+			cc.printf("published %s  %s  %s  sha256 %s\n", name, repl.HumanBytes(p.Size), p.CID, p.SHA256)
+		}
+		if !p.Already && len(p.ToPeers)+len(p.ToGroups) > 0 {
+			cc.printf("  only for: %s\n", audienceText(p.Entry, peers))
 		}
 	}
 	return err
+}
+
+// resolveAudience reads the words of --to (comma separated) as the API's
+// "to" takes them, full peer IDs and group names, with the peers the node
+// knows (GET /api/v1/peers): a word is a peer's name (the node's nick for
+// it), a group some peer is in, or a full peer ID or the unique prefix of
+// a known one, in that order, as at the prompt. Any other word (but one
+// that looks like a peer ID) is passed on as the name of a group (one
+// with no members yet): the answer shows it as such.
+func resolveAudience(list string, peers []api.Peer) ([]string, error) {
+	var ids []peer.ID
+	for _, p := range peers {
+		if id, err := peer.Decode(p.PeerID); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	var out []string
+	for _, w := range strings.Split(list, ",") {
+		w = strings.TrimSpace(w)
+		if w == "" {
+			continue
+		}
+		var nick, group []string
+		for _, p := range peers {
+			if p.Nick != "" && strings.EqualFold(p.Nick, w) {
+				nick = append(nick, p.PeerID)
+			}
+			for _, g := range p.Groups {
+				if strings.EqualFold(g, w) && !slices.Contains(group, g) {
+					group = append(group, g)
+				}
+			}
+		}
+		switch {
+		case len(nick) == 1:
+			out = append(out, nick[0])
+		case len(nick) > 1:
+			return nil, fmt.Errorf("--to %s: %d peers have that name; give a peer ID", w, len(nick))
+		case len(group) == 1:
+			out = append(out, group[0])
+		default:
+			id, err := people.ResolveID(w, ids)
+			switch {
+			case err == nil:
+				out = append(out, id.String())
+			case shortid.IsAmbiguous(err):
+				return nil, fmt.Errorf("--to %s: %w", w, err)
+			case strings.HasPrefix(w, "12D3Koo") || strings.HasPrefix(w, "Qm"):
+				// Meant as a peer ID, not a group.
+				return nil, fmt.Errorf("--to %s: no known peer ID starts with it (give the whole ID of a peer the node has not met)", w)
+			default:
+				out = append(out, w)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--to names no one")
+	}
+	return out, nil
+}
+
+// audienceText is who e is for: peers by the node's name for them, or
+// their short ID, and groups.
+func audienceText(e api.Entry, peers []api.Peer) string {
+	if len(e.ToPeers)+len(e.ToGroups) == 0 {
+		return "everyone"
+	}
+	nicks := make(map[string]string)
+	var ids []string
+	for _, p := range peers {
+		ids = append(ids, p.PeerID)
+		if p.Nick != "" {
+			nicks[p.PeerID] = p.Nick
+		}
+	}
+	short := shortIDs(append(ids, e.ToPeers...), 12)
+	var parts []string
+	for _, id := range e.ToPeers {
+		if n, ok := nicks[id]; ok {
+			parts = append(parts, repl.TermSafe(n)+" ("+short(id)+")")
+		} else {
+			parts = append(parts, short(id))
+		}
+	}
+	for _, g := range e.ToGroups {
+		parts = append(parts, "group "+repl.TermSafe(g))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func cliPublished(ctx context.Context, cc *cli, args []string) error {

@@ -14,7 +14,8 @@ import (
 // Send a file to one person: node A publishes secret.txt --to B. B lists
 // and fetches it; C does not list it, and a get of its CID by C (given
 // out of band) fails with nothing written. Revoking B (publish --to C)
-// takes it from B's list and stops B's running download; C then sees it.
+// takes it from B's list and ends B's running download with an error; C
+// then sees it.
 func TestSendToOnePerson(t *testing.T) {
 	root := t.TempDir()
 	var ps []*proc
@@ -81,12 +82,18 @@ func TestSendToOnePerson(t *testing.T) {
 	if out := a.do("publish big.bin secret.txt --to " + idC); strings.Count(out, "now for:") != 2 {
 		t.Fatalf("revoke: %q", out)
 	}
-	// A closes B's session at once; B gets no more of it, and asking
-	// again is refused, so B's download waits for a provider that never
+	// A closes B's session at once; B gets no more of it, asks A again
+	// (still connected) and is refused, so B's download ends with an
+	// error, and no file, rather than waiting for a provider that never
 	// comes back.
 	waitLog(t, filepath.Join(root, "a", "node.log"), "closing a fetch session: its peer may no longer fetch the file")
-	if out := b.do("transfers --wide"); !strings.Contains(out, "waiting") {
-		t.Fatalf("B's revoked download: %q", out)
+	if l := b.waitLine(regexp.MustCompile(`job \d+: `), 60*time.Second); !regexp.MustCompile(`job \d+: failed: .*no provider can serve the file`).MatchString(l) {
+		t.Fatalf("B's revoked download: %q", l)
+	}
+	// What B verified stays as a paused partial download (a later grant
+	// resumes it); nothing runs or waits.
+	if out := b.do("transfers --wide"); strings.Contains(out, "waiting") || strings.Contains(out, "running") {
+		t.Fatalf("B's revoked download is still under way: %q", out)
 	}
 	if _, err := os.Stat(filepath.Join(root, "b", "downloads", "big.bin")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("B has the revoked file: %v", err)

@@ -239,6 +239,26 @@ func TestDaemonAndClient(t *testing.T) {
 	if !strings.HasPrefix(tk.Ticket, "p2ps1") {
 		t.Fatalf("share: %+v", tk)
 	}
+	// publish --to: only for two (given by a unique prefix of its ID),
+	// shown with its short ID; then everyone's again. Not both at once.
+	var id2 api.ID
+	runJSON(t, &id2, d2, "id")
+	stdout, stderr, code = runCLI(t, d1, "publish", "film.bin", "--to", id2.PeerID[:16])
+	if code != 0 || !strings.Contains(stdout, "film.bin") || !strings.Contains(stdout, "now for: "+id2.PeerID[:12]) {
+		t.Fatalf("publish --to: status %d, %q, %q", code, stdout, stderr)
+	}
+	var listed []api.Entry
+	runJSON(t, &listed, d1, "published")
+	if len(listed) != 1 || len(listed[0].ToPeers) != 1 || listed[0].ToPeers[0] != id2.PeerID {
+		t.Fatalf("published after --to: %+v", listed)
+	}
+	if stdout, stderr, code = runCLI(t, d1, "publish", "film.bin", "--public"); code != 0 || !strings.Contains(stdout, "now for: everyone") {
+		t.Fatalf("publish --public: status %d, %q, %q", code, stdout, stderr)
+	}
+	if _, stderr, code = runCLI(t, d1, "publish", "film.bin", "--public", "--to", id2.PeerID); code != 1 || !strings.Contains(stderr, "not both") {
+		t.Fatalf("publish --to --public: status %d, %q", code, stderr)
+	}
+
 	var left []api.Entry
 	runJSON(t, &pub, d1, "unpublish", "--all")
 	runJSON(t, &left, d1, "published")

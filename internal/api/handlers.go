@@ -91,7 +91,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	res, err := s.cfg.Share.PublishWith(r.Context(), opt, req.Names...)
 	out := Published{Files: []PublishResult{}}
 	for _, p := range res {
-		out.Files = append(out.Files, PublishResult{Entry: entryOf(p.Entry), Already: p.Already})
+		out.Files = append(out.Files, PublishResult{Entry: entryOf(p.Entry), Already: p.Already, Retargeted: p.Retargeted})
 	}
 	if len(res) > 0 {
 		s.publishedChanged()

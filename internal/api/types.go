@@ -71,8 +71,10 @@ type Entry struct {
 // PublishResult is one published name (POST /api/v1/publish).
 type PublishResult struct {
 	Entry
-	// Already: the same content was already published; nothing changed.
-	Already bool `json:"already"`
+	// Already: the same content was already published; nothing changed
+	// but, if Retargeted, who may see and fetch it (ToPeers, ToGroups).
+	Already    bool `json:"already"`
+	Retargeted bool `json:"retargeted,omitempty"`
 }
 
 // Published is the answer of POST /api/v1/publish and of POST

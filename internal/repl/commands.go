@@ -308,11 +308,17 @@ func cmdPublish(ctx context.Context, c *call, args []string) error {
 	for _, p := range res {
 		if fr := p.Folder; fr != nil {
 			name := entryName(p.Entry.Name, true, p.Entry.Files)
-			if p.Already {
+			switch {
+			case p.Already && p.Retargeted:
+				c.printf("%s  %s now for: %s\n", termSafe(name), p.Entry.CID, who(p.Entry.Audience))
+			case p.Already:
 				c.printf("already published: %s  %s (nothing changed)\n", termSafe(name), p.Entry.CID)
-			} else {
+			default:
 				c.printf("published folder %s  %s  %s  (%s hashed, %s unchanged)\n", termSafe(name), humanBytes(p.Entry.Size), p.Entry.CID,
 					groupDigits(int64(fr.Hashed)), groupDigits(int64(fr.Files-fr.Hashed)))
+				if !p.Entry.Audience.Public() {
+					c.printf("  only for: %s\n", who(p.Entry.Audience))
+				}
 			}
 			c.printFolderResult(fr)
 			continue

@@ -401,7 +401,12 @@ func (l *Library) AudiencesChanged() {
 	l.mu.Lock()
 	var es []Entry
 	for _, r := range l.index {
-		if !r.To.Public() && !r.Changed {
+		if !r.To.Public() && !r.Changed && !r.Indirect {
+			es = append(es, r.entry())
+		}
+	}
+	for _, r := range l.colls {
+		if !r.To.Public() {
 			es = append(es, r.entry())
 		}
 	}

@@ -57,6 +57,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/internal/collection"
 	"github.com/p2pshare/p2pshare/internal/manifest"
@@ -105,6 +106,9 @@ type collRecord struct {
 	// document when it was hashed, in the document's order (0 for
 	// folders), so that a republish or a check hashes only what changed.
 	MTimes []int64 `json:"mtimes_ns"`
+	// To is who may see the folder and fetch its document and files, as
+	// for a file (audience.go); absent: public.
+	To Audience `json:"to,omitzero"`
 
 	cid   cid.Cid
 	doc   []byte                 // the document, verified against cid
@@ -114,7 +118,7 @@ type collRecord struct {
 }
 
 func (r *collRecord) entry() Entry {
-	return Entry{Name: r.Name, Size: r.size, CID: r.cid, Published: r.Published, Collection: true, Files: r.files}
+	return Entry{Name: r.Name, Size: r.size, CID: r.cid, Published: r.Published, Collection: true, Files: r.files, Audience: r.To.normalized()}
 }
 
 // collRecordOf completes a record around a verified document.
@@ -165,22 +169,29 @@ func loadCollections(ctx context.Context, ds datastore.Datastore) (map[cid.Cid]*
 			continue
 		}
 		out[c] = collRecordOf(c, doc, col, rec.Published.UTC(), rec.MTimes)
+		out[c].To = rec.To.normalized()
 	}
 	return out, bad, nil
 }
 
 // Collection returns the document of a folder this node publishes, for
-// the fetch protocol's MANIFEST request (internal/transfer asks when Open
-// does not serve the CID). The bytes are shared: callers must not modify
-// them.
-func (l *Library) Collection(c cid.Cid) ([]byte, bool) {
+// the fetch protocol's MANIFEST request from peer p (internal/transfer
+// asks when Open does not serve the CID). A folder whose audience does
+// not admit p is answered as one this node does not publish. The bytes
+// are shared: callers must not modify them.
+func (l *Library) Collection(c cid.Cid, p peer.ID) ([]byte, bool) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	r := l.colls[c]
-	if r == nil {
+	var to Audience
+	var doc []byte
+	if r != nil {
+		to, doc = r.To, r.doc
+	}
+	l.mu.Unlock()
+	if r == nil || !l.allows(to, p) {
 		return nil, false
 	}
-	return r.doc, true
+	return doc, true
 }
 
 // scanFile is a regular file found in a folder.
@@ -413,8 +424,10 @@ func buildSmall(r io.Reader, size int64, chunkSize int, buf []byte) (*manifest.M
 }
 
 // publishFolder publishes the folder name of the share folder as a
-// collection. Callers hold opMu.
-func (l *Library) publishFolder(ctx context.Context, name string) (PublishResult, error) {
+// collection, to the audience aud (see PublishOptions.Audience: nil keeps
+// the audience of the version published before, if any). Callers hold
+// opMu.
+func (l *Library) publishFolder(ctx context.Context, name string, aud *Audience) (PublishResult, error) {
 	root, err := os.OpenRoot(l.dir)
 	if err != nil {
 		return PublishResult{}, fmt.Errorf("open share folder %s: %w", l.dir, err)
@@ -517,6 +530,24 @@ func (l *Library) publishFolder(ctx context.Context, name string) (PublishResult
 			olds[oc] = r
 		}
 	}
+	// Without a new audience, the folder keeps the audience of what it
+	// replaces (so an edit never widens who sees it), as a file does.
+	if aud != nil {
+		nr.To = *aud
+	} else {
+		if already != nil {
+			nr.To = nr.To.union(already.To)
+		}
+		for _, o := range olds {
+			nr.To = nr.To.union(o.To)
+		}
+	}
+	// Who may fetch what changes if the new version is for others than a
+	// version it replaces: revoked peers' downloads must stop.
+	retargeted := false
+	for _, o := range olds {
+		retargeted = retargeted || !o.To.equal(nr.To)
+	}
 	// The files' records: new content gets one (indirect: published
 	// through this folder only, so far); content published already keeps
 	// its record.
@@ -568,6 +599,10 @@ func (l *Library) publishFolder(ctx context.Context, name string) (PublishResult
 	l.provide.Dequeue(oldCIDs...)
 	l.provide.Dequeue(w.del...)
 	res.Entry = nr.entry()
+	if already != nil && !already.To.equal(nr.To) {
+		l.retarget(res.Entry, already.To)
+		res.Retargeted = true
+	}
 	if already != nil && len(olds) == 0 {
 		res.Already = true
 		return res, nil
@@ -576,7 +611,9 @@ func (l *Library) publishFolder(ctx context.Context, name string) (PublishResult
 		res.Folder.Changes = diffCollections(prev.c, col)
 		res.Folder.Previous = prev.cid
 	}
-	l.provide.Enqueue(c)
+	if nr.To.Public() {
+		l.provide.Enqueue(c)
+	}
 	if len(oldEntries) > 0 {
 		sortEntries(oldEntries)
 		l.announce(proto.Announcement_UNPUBLISH, oldEntries)
@@ -586,6 +623,9 @@ func (l *Library) publishFolder(ctx context.Context, name string) (PublishResult
 	}
 	if already == nil {
 		l.announce(proto.Announcement_PUBLISH, []Entry{res.Entry})
+	}
+	if retargeted && !res.Retargeted && l.onAudience != nil {
+		l.onAudience()
 	}
 	l.watchFolder(nr)
 	l.log.Info("published folder", "name", name, "cid", c, "files", nr.files, "size", nr.size, "hashed", len(need), "skipped", len(scan.skipped))
@@ -686,19 +726,44 @@ func (l *Library) applyLocked(w indexWrite) {
 	}
 }
 
-// recountListedLocked makes inFolder the set of contents a published
-// folder lists. Folders are public, so such content is served to anyone
-// even if it is also published directly to a restricted audience (the
-// same bytes are in the folder). Callers hold mu.
+// recountListedLocked makes inFolder, for every content a published
+// folder lists, the audiences of the folders listing it: such content is
+// served to a peer that any of them admits (Open), even if it is also
+// published directly to another audience (the same bytes are in the
+// folder). Callers hold mu.
 func (l *Library) recountListedLocked() {
-	l.inFolder = make(map[cid.Cid]bool)
+	l.inFolder = make(map[cid.Cid][]Audience)
 	for _, r := range l.colls {
 		for _, e := range r.c.Entries {
-			if !e.Dir {
-				l.inFolder[e.CID] = true
+			if e.Dir {
+				continue
+			}
+			as := l.inFolder[e.CID]
+			switch {
+			case len(as) > 0 && as[0].Public():
+				// Everyone may have it already.
+			case r.To.Public():
+				l.inFolder[e.CID] = everyone
+			default:
+				l.inFolder[e.CID] = append(as, r.To)
 			}
 		}
 	}
+}
+
+// everyone is inFolder's value for content a public folder lists, shared
+// (never appended to): one audience, public.
+var everyone = []Audience{{}}
+
+// folderAllows reports whether a folder listing content, whose folders'
+// audiences are as (inFolder), admits p. Callers do not hold mu.
+func (l *Library) folderAllows(as []Audience, p peer.ID) bool {
+	for _, a := range as {
+		if l.allows(a, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // diffCollections lists what changed from a to b, by path.

@@ -77,7 +77,7 @@ func publishFolderOK(t *testing.T, s *Service, name string) PublishResult {
 // document returns the verified document of a published folder.
 func document(t *testing.T, s *Service, c cid.Cid) *collection.Collection {
 	t.Helper()
-	doc, ok := s.Collection(c)
+	doc, ok := s.Collection(c, s.Library.net.ID())
 	if !ok {
 		t.Fatalf("Collection(%s): not served", c)
 	}
@@ -199,7 +199,7 @@ func TestPublishFolderTree(t *testing.T) {
 		if got := readServed(t, s, e.CID); got != content {
 			t.Fatalf("Open(%s) for %q served %q", e.CID, rel, got)
 		}
-		if _, ok := s.Collection(e.CID); ok {
+		if _, ok := s.Collection(e.CID, s.Library.net.ID()); ok {
 			t.Fatalf("Collection(file CID %s) answered", e.CID)
 		}
 	}
@@ -301,7 +301,7 @@ func TestFolderDedupAcrossFolders(t *testing.T) {
 	if _, _, err := s.Open(onlyA.CID, someone); !errors.Is(err, ErrNotPublished) {
 		t.Fatalf("Open(file only in the withdrawn folder) = %v, want ErrNotPublished", err)
 	}
-	if _, ok := s.Collection(ra.Entry.CID); ok {
+	if _, ok := s.Collection(ra.Entry.CID, s.Library.net.ID()); ok {
 		t.Fatal("withdrawn folder still served")
 	}
 	document(t, s, rb.Entry.CID)
@@ -396,7 +396,7 @@ func TestRepublishFolderSaysWhatChanged(t *testing.T) {
 	if res.Folder.Hashed != 2 {
 		t.Fatalf("hashed %d files, want 2 (the edited and the added one)", res.Folder.Hashed)
 	}
-	if _, ok := s.Collection(first.Entry.CID); ok {
+	if _, ok := s.Collection(first.Entry.CID, s.Library.net.ID()); ok {
 		t.Fatal("the old version is still served")
 	}
 	if _, _, err := s.Open(dropped.CID, someone); !errors.Is(err, ErrNotPublished) {

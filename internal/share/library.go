@@ -109,8 +109,9 @@ type Library struct {
 	// PUBLISH (or, after a restart, that its audience admitted at load):
 	// those a withdrawal or a revocation must reach (audience.go).
 	told map[cid.Cid]map[peer.ID]bool
-	// inFolder is what the published folders list (recountListedLocked).
-	inFolder map[cid.Cid]bool
+	// inFolder is, per content the published folders list, the
+	// audiences of those folders (recountListedLocked).
+	inFolder map[cid.Cid][]Audience
 }
 
 // newLibrary opens the share folder and the published index, serves the
@@ -153,7 +154,12 @@ func newLibrary(ctx context.Context, cfg Config, log *slog.Logger, topic Topic) 
 		told:       make(map[cid.Cid]map[peer.ID]bool),
 	}
 	for c, r := range index {
-		if !r.To.Public() && !r.Changed {
+		if !r.To.Public() && !r.Changed && !r.Indirect {
+			l.told[c] = l.allowedSet(r.To)
+		}
+	}
+	for c, r := range colls {
+		if !r.To.Public() {
 			l.told[c] = l.allowedSet(r.To)
 		}
 	}
@@ -186,7 +192,8 @@ func (l *Library) Close() error {
 }
 
 // provided lists the CIDs to provide on the DHT: the files published
-// directly to everyone and served (not changed on disk), and the folders.
+// directly to everyone and served (not changed on disk), and the folders
+// published to everyone.
 // Files published only through folders are not provided on their own
 // (see folder.go), nor is a restricted entry: a provider record tells
 // anyone who has what.
@@ -199,8 +206,10 @@ func (l *Library) provided() []cid.Cid {
 			out = append(out, c)
 		}
 	}
-	for c := range l.colls {
-		out = append(out, c)
+	for c, r := range l.colls {
+		if r.To.Public() {
+			out = append(out, c)
+		}
 	}
 	return out
 }
@@ -210,7 +219,10 @@ func (l *Library) provides(c cid.Cid) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.index[c]
-	return r != nil && !r.Changed && !r.Indirect && r.To.Public() || l.colls[c] != nil
+	if cr := l.colls[c]; cr != nil {
+		return cr.To.Public()
+	}
+	return r != nil && !r.Changed && !r.Indirect && r.To.Public()
 }
 
 // listedLocked is what Published returns, and the catalogue before its
@@ -331,11 +343,7 @@ func (l *Library) PublishWith(ctx context.Context, opt PublishOptions, names ...
 		var res PublishResult
 		var err error
 		if l.isFolder(name) {
-			if opt.Audience != nil && !opt.Audience.Public() {
-				err = errors.New("a folder is published to everyone (--to works on files only, for now)")
-			} else {
-				res, err = l.publishFolder(ctx, name)
-			}
+			res, err = l.publishFolder(ctx, name, opt.Audience)
 		} else {
 			res, err = l.publishOne(ctx, name, opt.Audience)
 		}
@@ -678,9 +686,12 @@ func (l *Library) Open(c cid.Cid, p peer.ID) (*manifest.Manifest, *os.File, erro
 	if ok {
 		rec = *r
 	}
-	listed := l.inFolder[c]
+	folders := l.inFolder[c]
 	l.mu.Unlock()
-	if !ok || !(listed || l.allows(rec.To, p)) {
+	// Served to p if a folder listing it admits p, or if it is published
+	// directly (an indirect record's To is stale: the audience it had when
+	// it was last published directly) to an audience that admits p.
+	if !ok || !(l.folderAllows(folders, p) || !rec.Indirect && l.allows(rec.To, p)) {
 		return nil, nil, fmt.Errorf("open %s: %w", c, ErrNotPublished)
 	}
 	if rec.Changed {

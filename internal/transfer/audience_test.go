@@ -85,9 +85,17 @@ func TestServerRefusesOutsidePeer(t *testing.T) {
 }
 
 // A peer revoked while it downloads stops receiving at once: Recheck
-// resets its session in the middle of a request, and its next request is
-// refused, so the download ends without the file.
+// resets its session in the middle of a request, the fetcher asks the
+// provider (still connected) again and is refused, so the download ends
+// with the refusal and without the file. This holds whether or not the
+// Finder still finds the provider: a node's Finder forgets it as soon as
+// the directed withdrawal arrives, and no search brings it back.
 func TestRevokedDownloadStops(t *testing.T) {
+	t.Run("finder still finds it", func(t *testing.T) { testRevokedDownloadStops(t, false) })
+	t.Run("finder forgets it", func(t *testing.T) { testRevokedDownloadStops(t, true) })
+}
+
+func testRevokedDownloadStops(t *testing.T, forget bool) {
 	const chunks = 64
 	data := pattern(chunks*testChunk, 41)
 	srv := newNode(t)
@@ -129,6 +137,9 @@ func TestRevokedDownloadStops(t *testing.T) {
 	revoked = true
 	mu.Unlock()
 	srv.src.restrict(c, peer.ID("someone else"))
+	if forget {
+		cli.fnd.set()
+	}
 	srv.svc.Recheck()
 	close(proceed)
 
@@ -138,8 +149,9 @@ func TestRevokedDownloadStops(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the revoked download did not end")
 	}
-	if r.err == nil {
-		t.Fatalf("revoked download finished: %+v", r.res)
+	var re *refusedError
+	if !errors.As(r.err, &re) || re.status != proto.FetchResponse_NOT_SERVED {
+		t.Fatalf("revoked download ended with %v (result %+v), want a NOT_SERVED refusal", r.err, r.res)
 	}
 	if _, err := os.Stat(filepath.Join(cli.dir, "downloads", "big.bin")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("revoked peer has the file: %v", err)
@@ -148,5 +160,59 @@ func TestRevokedDownloadStops(t *testing.T) {
 	defer mu.Unlock()
 	if readAfter > 0 {
 		t.Fatalf("the server read %d more chunks for the revoked peer", readAfter)
+	}
+}
+
+// gatedSource is a Source whose Open, once armed, stops after the
+// wrapped Open returned, until released: a change of audience can then
+// happen between the check and the answer.
+type gatedSource struct {
+	Source
+	mu      sync.Mutex
+	armed   bool
+	inOpen  chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedSource) Open(c cid.Cid, p peer.ID) (*manifest.Manifest, *os.File, error) {
+	m, f, err := g.Source.Open(c, p)
+	g.mu.Lock()
+	armed := g.armed
+	g.armed = false
+	g.mu.Unlock()
+	if armed {
+		close(g.inOpen)
+		<-g.release
+	}
+	return m, f, err
+}
+
+// A Recheck that runs while a request is inside Source.Open, which let
+// the peer in under the old audience, makes the request open again: it
+// is answered NOT_SERVED (not reset, which the fetcher would take for a
+// lost connection, and not served).
+func TestRecheckDuringOpen(t *testing.T) {
+	data := pattern(4*testChunk, 42)
+	var gate *gatedSource
+	srv := newNode(t, func(cfg *Config) {
+		gate = &gatedSource{Source: cfg.Source, armed: true, inOpen: make(chan struct{}), release: make(chan struct{})}
+		cfg.Source = gate
+	})
+	c := srv.publish(t, "s.bin", data, testChunk)
+	cli := newNode(t)
+	srv.src.restrict(c, cli.h.ID())
+	cn, err := cli.svc.dial(ctxT(t, time.Minute), addrInfo(srv.h), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.close()
+	go func() {
+		<-gate.inOpen
+		srv.src.restrict(c, peer.ID("someone else"))
+		srv.svc.Recheck()
+		close(gate.release)
+	}()
+	if got := askRaw(t, cn, proto.FetchRequest_CHUNKS, c); got.status != proto.FetchResponse_NOT_SERVED {
+		t.Fatalf("revoked during Open: answered %v, want NOT_SERVED", got)
 	}
 }

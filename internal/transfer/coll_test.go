@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/p2pshare/p2pshare/internal/collection"
@@ -29,7 +30,13 @@ type collSource struct {
 	colls map[cid.Cid][]byte
 }
 
-func (s *collSource) Collection(c cid.Cid) ([]byte, bool) {
+func (s *collSource) Collection(c cid.Cid, p peer.ID) ([]byte, bool) {
+	s.mu.Lock()
+	only, restricted := s.only[c]
+	s.mu.Unlock()
+	if restricted && !only[p] {
+		return nil, false // like share: as if not published
+	}
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	b, ok := s.colls[c]

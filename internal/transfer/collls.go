@@ -29,7 +29,7 @@ func (s *Service) FetchCollection(ctx context.Context, c cid.Cid, opt GetOptions
 		return nil, err
 	}
 	if cs, ok := s.cfg.Source.(CollectionSource); ok {
-		if b, ok := cs.Collection(c); ok {
+		if b, ok := cs.Collection(c, s.cfg.Host.ID()); ok {
 			return collection.Verify(c, b)
 		}
 	}

@@ -77,6 +77,14 @@ type session struct {
 	// cid is what the request being served (or the last one) asked for;
 	// cid.Undef if it was not a valid CID.
 	cid cid.Cid
+	// opened: the request being served passed Source.Open (or is for a
+	// collection's document): it is sending what it was asked for, and
+	// Recheck must cut it if the peer may no longer have it. Until then
+	// the request is checked by its own Open, after any change.
+	opened bool
+	// rechecks is sessionTable.rechecks when the request began (or was
+	// last opened), to tell whether a Recheck ran during its Open.
+	rechecks uint64
 }
 
 func (ss *session) idle() bool { return ss.state != sessionServing && !ss.evicted }
@@ -86,6 +94,8 @@ type sessionTable struct {
 	all   map[network.Stream]*session
 	live  int // sessions not evicted
 	limit int // inbound session limit; 0 until first needed
+	// rechecks counts the calls of Recheck (see markOpened).
+	rechecks uint64
 }
 
 // sessionLimitLocked returns the inbound stream limit of the fetch protocol (the
@@ -147,7 +157,7 @@ func (s *Service) setIdleLocked(ss *session, now time.Time) bool {
 	if ss.evicted {
 		return false
 	}
-	ss.state, ss.since = sessionIdle, now
+	ss.state, ss.since, ss.opened = sessionIdle, now, false
 	ss.st.SetReadDeadline(now.Add(idleTimeout))
 	idle := 0
 	for _, o := range s.sessions.all {
@@ -170,15 +180,38 @@ func (s *Service) setServingLocked(ss *session, c cid.Cid, now time.Time) bool {
 		return false
 	}
 	ss.state, ss.since, ss.cid = sessionServing, now, c
+	ss.opened, ss.rechecks = false, s.sessions.rechecks
 	return true
 }
 
-// Recheck closes every served session that is answering a request for a
-// file its peer may no longer fetch (Source.Open now refuses it): the
-// caller changed who may fetch what (a file's audience, a group). Its
-// stream is reset, so a running download from this node stops at once
-// rather than at the end of the request under way; its next request,
-// like any, is checked again by Source.Open and refused.
+// markOpened records that ss's request passed Source.Open and is about to
+// send what it asked for. It reports false if a Recheck began since the
+// request began (or since the last markOpened that failed): that Open may
+// have seen the old audience, and Recheck did not look at a session not
+// yet opened, so the caller must open it again.
+func (s *Service) markOpened(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.rechecks != s.sessions.rechecks {
+		ss.rechecks = s.sessions.rechecks
+		return false
+	}
+	ss.opened = true
+	return true
+}
+
+// Recheck closes every served session that is sending a file (or a
+// collection's document) its peer may no longer fetch (Source.Open now
+// refuses it): the caller changed who may fetch what (a file's audience,
+// a group). Its stream is reset, so a running download from this node
+// stops at once rather than at the end of the request under way; its
+// next request, like any, is checked again by Source.Open and answered
+// NOT_SERVED, which ends the fetcher's download (it asks a provider that
+// cut its stream but is still connected again at once: see swarm.reask).
+// A request that has not passed Source.Open yet is left alone: its own
+// Open sees the change, or opens again (markOpened), and it is refused
+// with an answer rather than a reset, which the fetcher could not tell
+// from a lost connection.
 func (s *Service) Recheck() {
 	type serving struct {
 		st     network.Stream
@@ -187,8 +220,9 @@ func (s *Service) Recheck() {
 	}
 	var all []serving
 	s.mu.Lock()
+	s.sessions.rechecks++
 	for _, ss := range s.sessions.all {
-		if ss.state == sessionServing && ss.cid.Defined() {
+		if ss.state == sessionServing && ss.opened && ss.cid.Defined() {
 			all = append(all, serving{ss.st, ss.remote, ss.cid})
 		}
 	}
@@ -204,6 +238,9 @@ func (s *Service) Recheck() {
 		}
 		if isChanged(err) {
 			continue // the request under way notices by itself
+		}
+		if _, ok := s.document(x.c, x.remote); ok {
+			continue
 		}
 		s.log.Info("closing a fetch session: its peer may no longer fetch the file", "peer", x.remote, "cid", x.c)
 		x.st.Reset()
@@ -323,7 +360,7 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 	// before the server waits for the next one: a fetcher that pipelines
 	// many small files gets many answers per write, not three writes each.
 	bw := bufio.NewWriterSize(w, serverWriteBuffer)
-	srv := &server{s: s, st: st, w: bw, sess: sess, remote: remote}
+	srv := &server{s: s, ss: ss, st: st, w: bw, sess: sess, remote: remote}
 	defer srv.release()
 	for {
 		if r.Buffered() == 0 && bw.Buffered() > 0 {
@@ -361,6 +398,7 @@ func (s *Service) handleStream(st network.Stream, remote peer.ID) error {
 // server is the state of one fetch stream on the serving side.
 type server struct {
 	s        *Service
+	ss       *session
 	st       network.Stream
 	w        io.Writer
 	sess     *bbsaes.Session
@@ -408,19 +446,28 @@ func (v *server) serve(req *proto.FetchRequest) error {
 	if err != nil || manifest.CheckCID(c) != nil {
 		return v.respond(proto.FetchResponse_BAD_REQUEST, "bad content ID", 0)
 	}
-	m, f, err := v.s.cfg.Source.Open(c, v.remote)
-	if err != nil {
-		if req.GetKind() == proto.FetchRequest_MANIFEST {
-			if cs, ok := v.s.cfg.Source.(CollectionSource); ok {
-				if doc, ok := cs.Collection(c); ok {
+	var m *manifest.Manifest
+	var f *os.File
+	for {
+		m, f, err = v.s.cfg.Source.Open(c, v.remote)
+		if err != nil {
+			if req.GetKind() == proto.FetchRequest_MANIFEST {
+				if doc, ok := v.s.document(c, v.remote); ok {
+					if !v.s.markOpened(v.ss) {
+						continue
+					}
 					return v.sendDocument(c, doc)
 				}
 			}
+			if isChanged(err) {
+				return v.respond(proto.FetchResponse_CHANGED, "file changed since it was published", 0)
+			}
+			return v.respond(proto.FetchResponse_NOT_SERVED, "not published", 0)
 		}
-		if isChanged(err) {
-			return v.respond(proto.FetchResponse_CHANGED, "file changed since it was published", 0)
+		if v.s.markOpened(v.ss) {
+			break
 		}
-		return v.respond(proto.FetchResponse_NOT_SERVED, "not published", 0)
+		f.Close() // a Recheck ran meanwhile: open it again
 	}
 	defer f.Close()
 	switch req.GetKind() {
@@ -435,6 +482,15 @@ func (v *server) serve(req *proto.FetchRequest) error {
 	default:
 		return v.respond(proto.FetchResponse_BAD_REQUEST, "unknown request kind", 0)
 	}
+}
+
+// document returns the document of the collection c if the Source
+// publishes it to p (CollectionSource).
+func (s *Service) document(c cid.Cid, p peer.ID) ([]byte, bool) {
+	if cs, ok := s.cfg.Source.(CollectionSource); ok {
+		return cs.Collection(c, p)
+	}
+	return nil, false
 }
 
 func isChanged(err error) bool {

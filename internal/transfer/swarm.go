@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/internal/proto"
@@ -61,6 +62,9 @@ type pstate struct {
 	status  int
 	served  int   // verified chunks
 	lastErr error // why its last worker ended
+	// reasked is served when the provider was last asked again at once
+	// after losing its stream (-1: never); see reask.
+	reasked int
 }
 
 // Provider states.
@@ -209,7 +213,7 @@ func (s *swarm) add(ai peer.AddrInfo) {
 	defer s.mu.Unlock()
 	ps := s.provs[ai.ID]
 	if ps == nil {
-		ps = &pstate{ai: ai, status: pFailed}
+		ps = &pstate{ai: ai, status: pFailed, reasked: -1}
 		s.provs[ai.ID] = ps
 	}
 	if len(ai.Addrs) > 0 {
@@ -261,6 +265,8 @@ func (s *swarm) workerEnded(ev workerEnded) error {
 	case errors.Is(ev.err, errBadData) && s.g.ctx.Err() == nil:
 		s.setStatus(ev.p, pBad)
 		s.g.log().Warn("provider sent bad data; dropped for this file", "peer", ev.p, "err", ev.err)
+	case s.reask(ev.p, ev.err):
+		s.g.log().Info("provider's stream lost while still connected; asking it again", "peer", ev.p, "err", ev.err)
 	default:
 		s.setStatus(ev.p, pFailed)
 		s.g.log().Info("provider lost", "peer", ev.p, "err", ev.err)
@@ -271,6 +277,36 @@ func (s *swarm) workerEnded(ev workerEnded) error {
 		s.mu.Unlock()
 	}
 	return nil
+}
+
+// reask puts p, whose worker ended with err, back among the pending
+// providers at once if its stream was lost while the connection to it is
+// still up, and reports whether it did. A provider that resets a stream
+// but stays connected has not gone away: it may have stopped serving this
+// file to us (its audience no longer admits us, and its fetch server cut
+// the session; see Service.Recheck), and only a new request tells, with a
+// NOT_SERVED that ends the Get (allRefused) instead of a wait for a
+// provider no search finds any more. A provider that is gone is waited for
+// as before. Once asked again, it is asked again only after it has sent a
+// verified chunk since, so a provider that keeps resetting streams costs
+// one extra request per chunk at most and is then waited for.
+func (s *swarm) reask(p peer.ID, err error) bool {
+	if s.g.ctx.Err() != nil || cannotServe(err) {
+		return false
+	}
+	if s.g.s.cfg.Host.Network().Connectedness(p) == network.NotConnected {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.provs[p]
+	if ps.reasked == ps.served {
+		return false
+	}
+	ps.reasked = ps.served
+	ps.status = pPending
+	s.pending = append(s.pending, p)
+	return true
 }
 
 // allRefused returns an error when every provider found so far failed

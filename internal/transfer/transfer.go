@@ -127,12 +127,15 @@ type Source interface {
 
 // CollectionSource is implemented by a Source that also publishes
 // collections (share.Library): Collection returns the encoded document of
-// the collection c, if it publishes it. The server answers a MANIFEST
-// request for such a CID with the document, exactly as it answers one for
-// a file with its manifest; the files of a collection are ordinary
-// published files, served by their own CIDs.
+// the collection c, if it publishes it to the fetcher p (the
+// authenticated remote peer, as for Open; this node's own ID when it
+// reads its own). The server answers a MANIFEST request for such a CID
+// with the document, exactly as it answers one for a file with its
+// manifest, and a refusal exactly as for a CID it does not publish; the
+// files of a collection are ordinary published files, served by their own
+// CIDs (Open decides who may have them).
 type CollectionSource interface {
-	Collection(c cid.Cid) ([]byte, bool)
+	Collection(c cid.Cid, p peer.ID) ([]byte, bool)
 }
 
 // Finder finds providers of a CID (DHT and announced providers). The
