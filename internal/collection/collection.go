@@ -36,10 +36,15 @@ const (
 	Version   = 1
 	headerLen = 8
 	// MaxSize bounds a document, checked before it is parsed (and by a
-	// fetcher before it reads one): 64 MiB, as a manifest.
-	MaxSize = manifest.MaxSize
-	// MaxEntries bounds the number of files and empty folders.
-	MaxEntries = 1 << 20
+	// fetcher before it reads one). A folder of 250,000 files with short
+	// paths takes about 14 MiB.
+	MaxSize = 24 << 20
+	// MaxEntries bounds the number of files and empty folders. A fetcher
+	// decodes the whole document (about 575 bytes of heap an entry, the
+	// paths besides), and any provider of a CID it asks for can make it
+	// take the largest document allowed: 250,000 entries keep that near
+	// 160 MiB, where 2^20 cost 600 MiB.
+	MaxEntries = 250_000
 	// MaxDepth bounds the number of components of a path.
 	MaxDepth = 64
 	// MaxPathLen bounds a path in bytes.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/p2pshare/p2pshare/internal/manifest"
 )
@@ -174,4 +175,21 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// One entry over MaxEntries is refused, before the entries are built.
+func TestTooManyEntries(t *testing.T) {
+	d := &Document{Name: "big", Entries: make([]*DocEntry, MaxEntries+1)}
+	id := fileCID("x").Bytes()
+	for i := range d.Entries {
+		d.Entries[i] = &DocEntry{Path: fmt.Sprintf("f%07d", i), Size: 1, Cid: id}
+	}
+	body, err := gproto.MarshalOptions{Deterministic: true}.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := append([]byte{'p', '2', 'p', 'c', Version, 0, 0, 0}, body...)
+	if _, err := Parse(b); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "entries") {
+		t.Fatalf("Parse of %d entries: %v, want a refusal for the count", MaxEntries+1, err)
+	}
 }

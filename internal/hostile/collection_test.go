@@ -202,26 +202,26 @@ func TestCollectionFileNamesAFolder(t *testing.T) {
 	v.stillServed(t)
 }
 
-// collEntries is how many entries the large document has: as many as
-// fit in collection.MaxSize (the document is about 56 MiB).
-const collEntries = 1_000_000
+// collEntries is how many entries the large document has: as many as a
+// document may have (about 14 MiB).
+const collEntries = collection.MaxEntries
 
 // maxDocHeap bounds how far the victim's heap may rise while it takes a
 // document of collEntries entries, over the document itself: what
 // decoding and checking it costs (measured: about 575 bytes an entry, the
 // protobuf messages, the entries and the validator's sets), with room;
 // nothing per file beyond that.
-const maxDocHeap = 1 << 30
+const maxDocHeap = 256 << 20
 
-// A document of a million entries, near collection.MaxSize, matching its
+// A document of collection.MaxEntries entries, matching its
 // CID: ls takes it within bounds of time and memory; a get of it (whose
 // files nobody serves) keeps on disk the document and nothing in
 // proportion to its entries, and ends with its time.
-func TestCollectionMillionEntries(t *testing.T) {
+func TestCollectionMaxEntries(t *testing.T) {
 	v := newVictim(t)
 	ds := newDocServer()
 	fp := newFakeProvider(t, ds.answer)
-	d := &collection.Document{Name: "million", Entries: make([]*collection.DocEntry, collEntries)}
+	d := &collection.Document{Name: "many", Entries: make([]*collection.DocEntry, collEntries)}
 	for i := range d.Entries {
 		d.Entries[i] = &collection.DocEntry{Path: fmt.Sprintf("d%03d/f%07d", i/10000, i), Size: 1, Cid: fileCID(1, byte(i)).Bytes()}
 	}
