@@ -112,7 +112,9 @@ func cmdDHT(args []string) error {
 	rss := selfStatus("VmRSS")
 	logf("dht: %d hosts, %d failed dials, connect %s, refresh %s, median routing table %.0f, RSS %.0f MiB",
 		*n, nfail, connected.Round(time.Millisecond), refreshed.Round(time.Millisecond), median(rtSizes), float64(rss)/1024)
-	emit(Result{Bench: "dht", Case: "setup", Metric: "rss_MiB", Value: float64(rss-rss0) / 1024, N: *n, Note: "RSS of the process with all hosts after warm-up, minus at start"})
+	if rss > 0 && rss0 > 0 { // 0: /proc/self/status could not be read (at 200 hosts, the open-file limit)
+		emit(Result{Bench: "dht", Case: "setup", Metric: "rss_MiB", Value: float64(rss-rss0) / 1024, N: *n, Note: "RSS of the process with all hosts after warm-up, minus at start"})
+	}
 	emit(Result{Bench: "dht", Case: "setup", Metric: "refresh_s", Value: refreshed.Seconds(), N: *n})
 	emit(Result{Bench: "dht", Case: "setup", Metric: "routing_table", Value: median(rtSizes), N: *n})
 
@@ -212,8 +214,9 @@ func cmdDHT(args []string) error {
 	if misses > *lookups/2 {
 		return fmt.Errorf("%d of %d lookups did not find the provider", misses, *lookups)
 	}
-	hwm := selfStatus("VmHWM")
-	emit(Result{Bench: "dht", Case: "setup", Metric: "hwm_MiB", Value: float64(hwm) / 1024, N: *n, Note: "peak RSS of the whole p2pbench process"})
+	if hwm := selfStatus("VmHWM"); hwm > 0 {
+		emit(Result{Bench: "dht", Case: "setup", Metric: "hwm_MiB", Value: float64(hwm) / 1024, N: *n, Note: "peak RSS of the whole p2pbench process"})
+	}
 	return nil
 }
 
