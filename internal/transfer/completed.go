@@ -54,7 +54,7 @@ type completedRec struct {
 	Size      int64    `json:"size"`
 	ChunkSize int      `json:"chunk,omitempty"`
 	Path      string   `json:"path"`
-	Mtime     int64    `json:"mtime,omitempty"` // Unix nanoseconds
+	Mtime     int64    `json:"mtime,omitempty"`  // Unix nanoseconds
 	SHA256    string   `json:"sha256,omitempty"` // hex, of a single file
 	Folder    bool     `json:"folder,omitempty"`
 	Only      []string `json:"only,omitempty"`

@@ -304,7 +304,14 @@ func (s *Service) getBuf(n int) *[]byte {
 		*b = (*b)[:n]
 		return b
 	}
-	b := make([]byte, n, max(n, manifest.DefaultChunkSize))
+	// Room for a default-size chunk, so the buffer can serve the next
+	// download too; a small chunk gets a small buffer (a worker holds
+	// many of them: sinkBuffers).
+	c := n
+	if n > manifest.DefaultChunkSize/2 {
+		c = max(n, manifest.DefaultChunkSize)
+	}
+	b := make([]byte, n, c)
 	return &b
 }
 

@@ -83,10 +83,14 @@ type sinkJob struct {
 // absorb such stalls (cmd/p2pbench/findings.md).
 const sinkBytes = 4 << 20
 
+// maxSinkBuffers bounds the buffers of a worker whatever the chunk size
+// (1 KiB chunks would otherwise make 4,096).
+const maxSinkBuffers = 64
+
 // sinkBuffers is the number of chunk buffers of a worker for chunks of
 // chunkSize bytes.
 func sinkBuffers(chunkSize int) int {
-	return max(2, sinkBytes/max(chunkSize, 1))
+	return max(2, min(maxSinkBuffers, sinkBytes/max(chunkSize, 1)))
 }
 
 // errSinkFailed stops a worker whose sink refused a chunk; the sink's own
