@@ -870,18 +870,20 @@ func (c *call) getBackground(arg string, id cid.Cid, opt transfer.GetOptions) er
 	}
 	c.printf("job %s: getting %s in the background (transfers shows it; cancel %s stops it)\n", job, shortCIDOf(id), shortCIDOf(id))
 	out := c.out
+	c.r.bgStarted()
 	c.r.bg.Go(func() {
 		e, ok := <-ended
 		switch {
 		case ok && e.State == "done":
 			fmt.Fprintf(out, "job %s: saved %s  %s, every chunk verified against its CID\n", e.ID, e.Path, humanBytes(e.Size))
+			c.r.bgEnded(false)
 			return
 		case ok:
 			fmt.Fprintf(out, "job %s: %s: %s\n", e.ID, e.State, termText(e.Error))
 		default:
 			fmt.Fprintf(out, "job %s: the node stopped before it ended\n", job)
 		}
-		c.r.bgFailed.Add(1)
+		c.r.bgEnded(true)
 	})
 	return nil
 }
