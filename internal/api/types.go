@@ -209,10 +209,12 @@ type (
 	// PublishRequest: names of files in the share folder.
 	PublishRequest struct {
 		Names []string `json:"names"`
-		// To, if given, is who may see and fetch the files: full peer
-		// IDs, and group names (any word that is not a peer ID). Public
-		// makes them everyone's again. Neither: a published file keeps
-		// its audience, a new one is public.
+		// To, if given, is who may see and fetch the files, each word
+		// read as the prompt's publish --to reads it: a name this node
+		// gave a peer, one of its groups, the unique prefix of a known
+		// peer's ID, or a whole peer ID; a word that is none of these is
+		// refused (400). Public makes them everyone's again. Neither: a
+		// published file keeps its audience, a new one is public.
 		To     []string `json:"to,omitempty"`
 		Public bool     `json:"public,omitempty"`
 	}
