@@ -120,11 +120,7 @@ func (s *Server) answerWith(w http.ResponseWriter, r *http.Request, out Publishe
 }
 
 func (s *Server) handlePublished(w http.ResponseWriter, r *http.Request) {
-	out := []Entry{}
-	for _, e := range s.cfg.Share.Published() {
-		out = append(out, entryOf(e))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, Entries(s.cfg.Share.Published()))
 }
 
 func (s *Server) handleUnpublish(w http.ResponseWriter, r *http.Request) {
@@ -188,7 +184,7 @@ func (s *Server) publishedArgs(args []string) ([]string, error) {
 }
 
 func (s *Server) handleAvailable(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, remotesOf(s.cfg.Share.Available()))
+	writeJSON(w, http.StatusOK, Remotes(s.cfg.Share.Available()))
 }
 
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
@@ -197,15 +193,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, withStatus(http.StatusBadRequest, errors.New("give the text to search for: ?q=TEXT")))
 		return
 	}
-	writeJSON(w, http.StatusOK, remotesOf(s.cfg.Share.Search(q)))
-}
-
-func remotesOf(list []share.Remote) []Remote {
-	out := make([]Remote, 0, len(list))
-	for _, r := range list {
-		out = append(out, remoteOf(r))
-	}
-	return out
+	writeJSON(w, http.StatusOK, Remotes(s.cfg.Share.Search(q)))
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
@@ -401,11 +389,11 @@ func (s *Server) handleRefreshPeers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) writePeers(w http.ResponseWriter) {
-	out := []Peer{}
-	for _, p := range s.cfg.Node.Peers().List() {
-		out = append(out, s.peerOf(p))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, Peers(s.cfg.Node, s.cfg.People))
+}
+
+func (s *Server) handleGroups(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Groups(s.cfg.People))
 }
 
 // connectTimeout bounds connect.

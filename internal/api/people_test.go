@@ -36,6 +36,11 @@ func TestPeersShowNames(t *testing.T) {
 	if i < 0 || peers[i].Nick != "alice" || !slices.Equal(peers[i].Groups, []string{"friends"}) || peers[i].Blocked {
 		t.Fatalf("peers: %+v", peers)
 	}
+	var groups []api.Group
+	if err := call(t, cb, http.MethodGet, "/api/v1/groups", nil, nil, &groups); err != nil ||
+		len(groups) != 1 || groups[0].Name != "friends" || !slices.Equal(groups[0].Members, []string{aID.String()}) {
+		t.Fatalf("groups: %+v, %v", groups, err)
+	}
 	if err := nb.People.Block(aID); err != nil {
 		t.Fatal(err)
 	}
