@@ -16,7 +16,7 @@ import (
 func TestGetInBackground(t *testing.T) {
 	root := t.TempDir()
 	data := patterned(24<<20+11, 3)
-	startProvider(t, filepath.Join(root, "prov"), "bg.bin", data)
+	prov := startProvider(t, filepath.Join(root, "prov"), "bg.bin", data)
 	fetch := startProc(t, "fetch", filepath.Join(root, "fetch"))
 	fetch.do("wait file bg.bin --timeout 60s")
 	out := filepath.Join(root, "bg-out.bin")
@@ -41,4 +41,19 @@ func TestGetInBackground(t *testing.T) {
 	if sha256.Sum256(got) != sha256.Sum256(data) {
 		t.Fatal("content differs")
 	}
+
+	// A background get that fails makes the exit status 1 at quit, though
+	// every command typed succeeded: the provider stops serving the file,
+	// and a get by its ticket (which names the provider) is refused.
+	ticket := regexp.MustCompile(`p2ps1[a-z2-7]+`).FindString(prov.do("share bg.bin"))
+	if ticket == "" {
+		t.Fatal("no ticket from share")
+	}
+	prov.do("unpublish bg.bin")
+	failed := regexp.MustCompile(`job \d+: failed: `)
+	if !failed.MatchString(fetch.do("get --bg " + ticket + " -o " + filepath.Join(root, "never.bin"))) {
+		fetch.waitLine(failed, 90*time.Second)
+	}
+	fetch.failed = true
+	fetch.quit()
 }

@@ -298,6 +298,9 @@ func TestEndpoints(t *testing.T) {
 
 	// publish with an audience, then public again.
 	const bob = "12D3KooWPvCx5soxxeJ6ZH9dPbBbWER9C76x3fZRpdc4W8ysDCWS"
+	if err := n.People.CreateGroup("team"); err != nil {
+		t.Fatal(err)
+	}
 	var to api.Published
 	if err := post("/api/v1/publish", api.PublishRequest{Names: []string{"a.txt"}, To: []string{bob, "team"}}, &to); err != nil ||
 		len(to.Files) != 1 || !slices.Equal(to.Files[0].ToPeers, []string{bob}) || !slices.Equal(to.Files[0].ToGroups, []string{"team"}) {

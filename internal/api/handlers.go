@@ -78,12 +78,14 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		opt.Audience = &share.Audience{}
 	case len(req.To) > 0:
 		var ws []share.Who
-		for _, w := range req.To {
-			if id, err := peer.Decode(w); err == nil {
-				ws = append(ws, share.Who{Peer: id})
-			} else {
-				ws = append(ws, share.Who{Group: w})
+		known := s.knownPeers()
+		for _, word := range req.To {
+			who, err := s.resolveWho(word, known)
+			if err != nil {
+				s.fail(w, r, err)
+				return
 			}
+			ws = append(ws, who)
 		}
 		aud := share.AudienceOf(ws...)
 		opt.Audience = &aud
@@ -118,11 +120,7 @@ func (s *Server) answerWith(w http.ResponseWriter, r *http.Request, out Publishe
 }
 
 func (s *Server) handlePublished(w http.ResponseWriter, r *http.Request) {
-	out := []Entry{}
-	for _, e := range s.cfg.Share.Published() {
-		out = append(out, entryOf(e))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, Entries(s.cfg.Share.Published()))
 }
 
 func (s *Server) handleUnpublish(w http.ResponseWriter, r *http.Request) {
@@ -186,7 +184,7 @@ func (s *Server) publishedArgs(args []string) ([]string, error) {
 }
 
 func (s *Server) handleAvailable(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, remotesOf(s.cfg.Share.Available()))
+	writeJSON(w, http.StatusOK, Remotes(s.cfg.Share.Available()))
 }
 
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
@@ -195,15 +193,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, withStatus(http.StatusBadRequest, errors.New("give the text to search for: ?q=TEXT")))
 		return
 	}
-	writeJSON(w, http.StatusOK, remotesOf(s.cfg.Share.Search(q)))
-}
-
-func remotesOf(list []share.Remote) []Remote {
-	out := make([]Remote, 0, len(list))
-	for _, r := range list {
-		out = append(out, remoteOf(r))
-	}
-	return out
+	writeJSON(w, http.StatusOK, Remotes(s.cfg.Share.Search(q)))
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
@@ -399,11 +389,11 @@ func (s *Server) handleRefreshPeers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) writePeers(w http.ResponseWriter) {
-	out := []Peer{}
-	for _, p := range s.cfg.Node.Peers().List() {
-		out = append(out, s.peerOf(p))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, Peers(s.cfg.Node, s.cfg.People))
+}
+
+func (s *Server) handleGroups(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Groups(s.cfg.People))
 }
 
 // connectTimeout bounds connect.
@@ -485,10 +475,10 @@ func (s *Server) knownCIDs() []string {
 	return out
 }
 
-// resolvePeer reads arg as a name given on this node, the unique prefix
-// of a known peer (the peer table, the providers of what others publish,
-// the peers named, grouped or blocked), or else a full peer ID.
-func (s *Server) resolvePeer(arg string) (peer.ID, error) {
+// knownPeers are the peers a request may name by a unique prefix of
+// their ID (besides those of the people book): the peer table and the
+// providers of what others publish.
+func (s *Server) knownPeers() []peer.ID {
 	var known []peer.ID
 	for _, p := range s.cfg.Node.Peers().List() {
 		known = append(known, p.ID)
@@ -498,6 +488,14 @@ func (s *Server) resolvePeer(arg string) (peer.ID, error) {
 			known = append(known, p.ID)
 		}
 	}
+	return known
+}
+
+// resolvePeer reads arg as a name given on this node, the unique prefix
+// of a known peer (the peer table, the providers of what others publish,
+// the peers named, grouped or blocked), or else a full peer ID.
+func (s *Server) resolvePeer(arg string) (peer.ID, error) {
+	known := s.knownPeers()
 	var id peer.ID
 	var err error
 	if s.cfg.People != nil {
@@ -512,4 +510,28 @@ func (s *Server) resolvePeer(arg string) (peer.ID, error) {
 		return "", withStatus(http.StatusBadRequest, err)
 	}
 	return "", withStatus(http.StatusNotFound, err)
+}
+
+// resolveWho reads one word of a publish request's "to" as the prompt's
+// publish --to does: a name given on this node, one of its groups, the
+// unique prefix of a known peer (knownPeers, the book's), or else a whole
+// peer ID. peer.Decode alone would take some short strings (a 12-letter
+// prefix, say) for IDs of their own, and any other word for a group: a
+// typo would then restrict the files to no one. A word that names no one
+// is the client's mistake (400), as is an ambiguous prefix.
+func (s *Server) resolveWho(word string, known []peer.ID) (share.Who, error) {
+	var who share.Who
+	var err error
+	if s.cfg.People != nil {
+		var t people.Target
+		t, err = s.cfg.People.ResolveTarget(word, known)
+		who = share.Who{Peer: t.Peer, Group: t.Group}
+	} else {
+		// No people book: no names, no groups.
+		who.Peer, err = people.ResolveID(word, known)
+	}
+	if err != nil {
+		return share.Who{}, withStatus(http.StatusBadRequest, fmt.Errorf(`"to": %q: %w`, word, err))
+	}
+	return who, nil
 }

@@ -295,6 +295,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/transfers", s.handleTransfers)
 	mux.HandleFunc("POST /api/v1/cancel", s.handleCancel)
 	mux.HandleFunc("GET /api/v1/peers", s.handlePeers)
+	mux.HandleFunc("GET /api/v1/groups", s.handleGroups)
 	mux.HandleFunc("POST /api/v1/peers/refresh", s.handleRefreshPeers)
 	mux.HandleFunc("POST /api/v1/connect", s.handleConnect)
 	mux.HandleFunc("GET /api/v1/share", s.handleShare)

@@ -125,6 +125,12 @@ type Peer struct {
 	Groups  []string `json:"groups,omitempty"` // the groups it is in here
 }
 
+// Group is one of this node's groups of peers (GET /api/v1/groups).
+type Group struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"` // peer IDs, sorted
+}
+
 // Transfer is a download the transfer service knows: running, or paused
 // with its partial data on disk (GET /api/v1/transfers).
 type Transfer struct {
@@ -209,10 +215,12 @@ type (
 	// PublishRequest: names of files in the share folder.
 	PublishRequest struct {
 		Names []string `json:"names"`
-		// To, if given, is who may see and fetch the files: full peer
-		// IDs, and group names (any word that is not a peer ID). Public
-		// makes them everyone's again. Neither: a published file keeps
-		// its audience, a new one is public.
+		// To, if given, is who may see and fetch the files, each word
+		// read as the prompt's publish --to reads it: a name this node
+		// gave a peer, one of its groups, the unique prefix of a known
+		// peer's ID, or a whole peer ID; a word that is none of these is
+		// refused (400). Public makes them everyone's again. Neither: a
+		// published file keeps its audience, a new one is public.
 		To     []string `json:"to,omitempty"`
 		Public bool     `json:"public,omitempty"`
 	}
@@ -243,6 +251,49 @@ type (
 
 func hexSum(b [32]byte) string { return hex.EncodeToString(b[:]) }
 
+// The listings, as the API answers them and as the prompt's --json
+// prints them (one code for both, so they cannot drift apart).
+
+// Entries is GET /api/v1/published: what this node publishes.
+func Entries(list []share.Entry) []Entry {
+	out := make([]Entry, 0, len(list))
+	for _, e := range list {
+		out = append(out, entryOf(e))
+	}
+	return out
+}
+
+// Remotes is GET /api/v1/available (and search): what others publish.
+func Remotes(list []share.Remote) []Remote {
+	out := make([]Remote, 0, len(list))
+	for _, r := range list {
+		out = append(out, remoteOf(r))
+	}
+	return out
+}
+
+// Peers is GET /api/v1/peers: n's peer table, with the names, groups and
+// blocks of b (nil: none).
+func Peers(n *p2p.Node, b *people.Book) []Peer {
+	out := []Peer{}
+	for _, p := range n.Peers().List() {
+		out = append(out, peerOf(n, b, p))
+	}
+	return out
+}
+
+// Groups is GET /api/v1/groups: b's groups, by name (b nil: none).
+func Groups(b *people.Book) []Group {
+	out := []Group{}
+	if b == nil {
+		return out
+	}
+	for _, g := range b.Groups() {
+		out = append(out, Group{Name: g.Name, Members: peerStrings(g.Members)})
+	}
+	return out
+}
+
 func entryOf(e share.Entry) Entry {
 	out := Entry{Name: e.Name, Size: e.Size, CID: e.CID.String(), SHA256: hexSum(e.SHA256), PublishedAt: e.Published.UTC(),
 		Folder: e.Collection, Files: e.Files, ToGroups: e.Audience.Groups, Aliases: e.Aliases}
@@ -267,7 +318,9 @@ func remoteOf(r share.Remote) Remote {
 	return out
 }
 
-func (s *Server) peerOf(p p2p.PeerInfo) Peer {
+func (s *Server) peerOf(p p2p.PeerInfo) Peer { return peerOf(s.cfg.Node, s.cfg.People, p) }
+
+func peerOf(n *p2p.Node, b *people.Book, p p2p.PeerInfo) Peer {
 	out := Peer{
 		PeerID: p.ID.String(), Online: p.Online, FirstSeen: p.FirstSeen.UTC(),
 		RTTMillis: float64(p.RTT) / float64(time.Millisecond), Source: string(p.Source),
@@ -277,11 +330,11 @@ func (s *Server) peerOf(p p2p.PeerInfo) Peer {
 		t := p.LastSeen.UTC()
 		out.LastSeen = &t
 	}
-	if ci, ok := s.cfg.Node.Conns(p.ID); ok {
+	if ci, ok := n.Conns(p.ID); ok {
 		out.Link = ci.Transport
 	}
-	out.Says = people.SaidNameIn(s.cfg.Node.Host().Peerstore(), p.ID)
-	if b := s.cfg.People; b != nil {
+	out.Says = people.SaidNameIn(n.Host().Peerstore(), p.ID)
+	if b != nil {
 		out.Nick, _ = b.Name(p.ID)
 		out.Blocked = b.Blocked(p.ID)
 		out.Groups = b.GroupsOf(p.ID)

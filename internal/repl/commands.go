@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pshare/p2pshare/internal/api"
 	"github.com/p2pshare/p2pshare/internal/share"
 	"github.com/p2pshare/p2pshare/internal/shortid"
 	"github.com/p2pshare/p2pshare/internal/target"
@@ -62,15 +63,15 @@ func commands() []*command {
 	return []*command{
 		{name: "files", aliases: []string{"myfiles"}, usage: "files [--wide]", help: "list the share folder (files and folders), with size and whether each is published", run: cmdFiles},
 		{name: "publish", aliases: []string{"upload"}, usage: "publish NAME|FOLDER|PATTERN... [--to PEER|GROUP[,...] | --public]", help: "hash, record and announce files or folders of the share folder ('*.jpg' matches its names); provide them on the DHT. --to (files only): only those peers (and members of those groups) see and may fetch them, they are told directly and nothing goes on the DHT; again on a published file, changes who (the others drop it, running downloads stop); --public: everyone again", run: cmdPublish, complete: localNames},
-		{name: "published", usage: "published [--wide]", help: "list what this node publishes, and to whom", run: cmdPublished},
+		{name: "published", usage: "published [--wide] [--json]", help: "list what this node publishes, and to whom", run: cmdPublished},
 		{name: "unpublish", aliases: []string{"clear"}, usage: "unpublish NAME|FOLDER|CID... | --all", help: "stop serving and providing files or folders (with the files published only through them), and announce the withdrawal", run: cmdUnpublish, complete: publishedNames},
-		{name: "available", usage: "available [--wide]", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
+		{name: "available", usage: "available [--wide] [--json]", help: "list what other peers publish, with providers and whether they are online", run: cmdAvailable},
 		{name: "search", usage: "search TEXT [--wide]", help: "list what other peers publish whose name (or CID) contains TEXT", run: cmdSearch},
 		{name: "get", aliases: []string{"getfile"}, usage: "get NAME|CID|TICKET [-o PATH|FOLDER] [--only PATTERN]... [--from PEER] [--again] [--bg]", help: "download a file or a folder from its providers (a ticket's publisher first), verified against its CID; never overwrites; --only picks part of a folder; one already downloaded and unchanged is not fetched again (it says where it is) unless --again", run: cmdGet, complete: remoteNames},
 		{name: "ls", usage: "ls FOLDER|CID", help: "list the files and empty folders of a published folder without downloading it", run: cmdLs, complete: remoteNames},
 		{name: "transfers", usage: "transfers [--wide]", help: "list running and paused downloads", run: cmdTransfers},
 		{name: "cancel", usage: "cancel CID", help: "stop a download and remove its partial data", run: cmdCancel, complete: transferCIDs},
-		{name: "peers", usage: "peers [--refresh] [--wide]", help: "list every peer ever seen, by its name if it has one: online, offline or blocked, last seen, round-trip time, how it was found; (says: NAME) is the name a peer gives itself, its claim only", run: cmdPeers},
+		{name: "peers", usage: "peers [--refresh] [--wide] [--json]", help: "list every peer ever seen, by its name if it has one: online, offline or blocked, last seen, round-trip time, how it was found; (says: NAME) is the name a peer gives itself, its claim only", run: cmdPeers},
 		{name: "name", usage: "name PEER NICK", help: "give a peer a name on this node (yours only, never sent): every command that takes a peer then takes the name, and listings show it first. One word: a letter, then letters, digits, - _ . Names and groups share one namespace", run: cmdName, complete: peerWords},
 		{name: "unname", usage: "unname NICK", help: "remove a name given with name", run: cmdUnname, complete: peerWords},
 		{name: "block", usage: "block PEER", help: "refuse the peer's connections both ways, close the open ones and hide its files, until unblock (kept across restarts)", run: cmdBlock, complete: peerWords},
@@ -78,7 +79,7 @@ func commands() []*command {
 		{name: "blocked", usage: "blocked [--wide]", help: "list the blocked peers", run: cmdBlocked},
 		{name: "forget", usage: "forget PEER", help: "drop everything this node knows about a peer: its row in peers, its name, its groups, its files in available (a block stays: unblock lets it in). If it connects again it comes back as a stranger", run: cmdForget, complete: peerWords},
 		{name: "group", usage: "group create NAME | add NAME PEER... | rm NAME PEER... | delete NAME", help: "make and change groups of peers (kept across restarts; a group cannot take a peer's name, nor a peer a group's)", run: cmdGroup, complete: groupWords},
-		{name: "groups", usage: "groups [--wide]", help: "list the groups and their members", run: cmdGroups},
+		{name: "groups", usage: "groups [--wide] [--json]", help: "list the groups and their members", run: cmdGroups},
 		{name: "id", usage: "id", help: "show this node's peer ID, reachability (public, private), relay reservations and addresses", run: cmdID},
 		{name: "share", usage: "share NAME|CID", help: "print a ticket for a published file: one line that lets anyone get it, beyond the LAN too (get TICKET)", run: cmdShare, complete: publishedNames},
 		{name: "connect", usage: "connect MULTIADDR", help: "connect to a peer by address (for peers beyond the LAN)", run: cmdConnect},
@@ -405,11 +406,14 @@ func (c *call) audienceFmt(wide bool) func(share.Audience) string {
 }
 
 func cmdPublished(_ context.Context, c *call, args []string) error {
-	_, wide, err := c.listFlags(args, false)
+	wide, asJSON, err := c.listFlagsJSON(args, "GET /api/v1/published")
 	if err != nil {
 		return err
 	}
 	entries := c.r.d.Share.Published()
+	if asJSON {
+		return c.printJSON(api.Entries(entries))
+	}
 	if len(entries) == 0 {
 		c.printf("nothing published\n")
 		return nil
@@ -496,9 +500,12 @@ func (c *call) publishedArgs(args []string) ([]string, error) {
 }
 
 func cmdAvailable(_ context.Context, c *call, args []string) error {
-	_, wide, err := c.listFlags(args, false)
+	wide, asJSON, err := c.listFlagsJSON(args, "GET /api/v1/available")
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return c.printJSON(api.Remotes(c.r.d.Share.Available()))
 	}
 	return c.printRemotes(c.r.d.Share.Available(), wide)
 }
@@ -870,18 +877,20 @@ func (c *call) getBackground(arg string, id cid.Cid, opt transfer.GetOptions) er
 	}
 	c.printf("job %s: getting %s in the background (transfers shows it; cancel %s stops it)\n", job, shortCIDOf(id), shortCIDOf(id))
 	out := c.out
+	c.r.bgStarted()
 	c.r.bg.Go(func() {
 		e, ok := <-ended
 		switch {
 		case ok && e.State == "done":
 			fmt.Fprintf(out, "job %s: saved %s  %s, every chunk verified against its CID\n", e.ID, e.Path, humanBytes(e.Size))
+			c.r.bgEnded(false)
 			return
 		case ok:
 			fmt.Fprintf(out, "job %s: %s: %s\n", e.ID, e.State, termText(e.Error))
 		default:
 			fmt.Fprintf(out, "job %s: the node stopped before it ended\n", job)
 		}
-		c.r.bgFailed.Add(1)
+		c.r.bgEnded(true)
 	})
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/p2pshare/p2pshare/internal/api"
 	"github.com/p2pshare/p2pshare/internal/share"
 )
 
@@ -21,6 +22,7 @@ func cmdPeers(ctx context.Context, c *call, args []string) error {
 	fs := c.flags()
 	refresh := fs.Bool("refresh", false, "ping every peer now before listing")
 	wide := fs.Bool("wide", false, "print peer IDs in full")
+	asJSON := fs.Bool("json", false, "print the peers as JSON, as the local API answers GET /api/v1/peers")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -30,6 +32,9 @@ func cmdPeers(ctx context.Context, c *call, args []string) error {
 	}
 	if *refresh {
 		c.r.d.Node.RefreshPeers(ctx)
+	}
+	if *asJSON {
+		return c.printJSON(api.Peers(c.r.d.Node, c.r.d.People))
 	}
 	list := c.r.d.Node.Peers().List()
 	if len(list) == 0 {

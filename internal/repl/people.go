@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/p2pshare/p2pshare/internal/api"
 	"github.com/p2pshare/p2pshare/internal/people"
 )
 
@@ -194,9 +195,12 @@ func cmdGroups(_ context.Context, c *call, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, wide, err := c.listFlags(args, false)
+	wide, asJSON, err := c.listFlagsJSON(args, "GET /api/v1/groups")
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return c.printJSON(api.Groups(b))
 	}
 	gs := b.Groups()
 	if len(gs) == 0 {

@@ -12,6 +12,7 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -21,12 +22,13 @@ import (
 	"github.com/p2pshare/p2pshare/internal/share"
 )
 
-// TestPeopleCommands drives name, group, block and forget at the prompt
-// against a node with one peer that says its own name is "bob".
-func TestPeopleCommands(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n, err := p2p.Open(ctx, p2p.Config{
+// peopleNode starts a node (peer table, share service, people book) on
+// loopback and a peer h, connected to it and in its table, that says its
+// own name is "bob".
+func peopleNode(t *testing.T, ctx context.Context) (n *p2p.Node, s *share.Service, book *people.Book, h host.Host) {
+	t.Helper()
+	var err error
+	n, err = p2p.Open(ctx, p2p.Config{
 		DataDir:     t.TempDir(),
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 		Keepalive:   -1,
@@ -37,7 +39,7 @@ func TestPeopleCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	s, err := share.New(ctx, share.Config{
+	s, err = share.New(ctx, share.Config{
 		Network:   share.HostNetwork(n.Host(), nil),
 		Datastore: dssync.MutexWrap(datastore.NewMapDatastore()),
 		ShareDir:  t.TempDir(),
@@ -47,14 +49,14 @@ func TestPeopleCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	book, err := people.Open(ctx, dssync.MutexWrap(datastore.NewMapDatastore()), n.ID())
+	book, err = people.Open(ctx, dssync.MutexWrap(datastore.NewMapDatastore()), n.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
 	book.SetHooks(people.Hooks{Forgotten: func(id peer.ID) { n.Forget(id) }})
 
 	agent, _ := people.AgentVersion("bob")
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.UserAgent(agent))
+	h, err = libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.UserAgent(agent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +65,24 @@ func TestPeopleCommands(t *testing.T) {
 	if err := h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
+	// In the table once identified (it speaks a p2pshare protocol).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := n.Peers().Get(h.ID()); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the peer never entered the peer table")
+		}
+	}
+	return n, s, book, h
+}
+
+// TestPeopleCommands drives name, group, block and forget at the prompt
+// against a node with one peer that says its own name is "bob".
+func TestPeopleCommands(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, s, book, h := peopleNode(t, ctx)
 	r := New(Deps{Node: n, Share: s, People: book})
 	run := func(line string, wantOK bool, want ...string) string {
 		t.Helper()
@@ -79,15 +99,6 @@ func TestPeopleCommands(t *testing.T) {
 		return out.String()
 	}
 	id := h.ID().String()
-	// In the table once identified (it speaks a p2pshare protocol).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, ok := n.Peers().Get(h.ID()); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the peer never entered the peer table")
-		}
-	}
 	run("wait online "+id[:20], true)
 	run("peers", true, id[:12]+" (says: bob)")
 	// A said name is only shown: it names nothing.

@@ -19,7 +19,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ergochat/readline"
 	"github.com/ipfs/go-cid"
@@ -84,9 +83,13 @@ type REPL struct {
 	cancel context.CancelFunc // of the running command, nil when idle
 
 	// bg counts the goroutines that report background downloads (get
-	// --bg); bgFailed those that did not end with the file saved.
-	bg       sync.WaitGroup
-	bgFailed atomic.Int32
+	// --bg). Under bgMu: bgRunning, those still waiting for their
+	// download's end; bgFailed, those that did not end with the file
+	// saved (one lock, so that a download is counted once as it ends).
+	bg        sync.WaitGroup
+	bgMu      sync.Mutex
+	bgRunning int
+	bgFailed  int
 }
 
 // errQuit ends the loop.
@@ -230,16 +233,28 @@ func (r *REPL) runPiped(ctx context.Context, in io.Reader, out io.Writer) error 
 		close(lines)
 	}()
 	// Background downloads report from their own goroutines: one writer
-	// at a time. At the end of the input the session waits for them, so a
-	// script's `get --bg` lines have all ended when the node exits.
+	// at a time. At the end of the input, or at quit, the session waits
+	// for them, so a script's `get --bg` lines have all ended when the
+	// node exits, and one that failed counts as a failed command. A
+	// download the node stops (SIGTERM, Ctrl-C) before its end counts as
+	// failed too: its file was not saved.
 	out = &syncWriter{w: out}
 	waitBackground := func() {
-		r.bg.Wait()
-		failed += int(r.bgFailed.Swap(0))
+		ended := make(chan struct{})
+		go func() {
+			r.bg.Wait()
+			close(ended)
+		}()
+		select {
+		case <-ended:
+		case <-ctx.Done():
+		}
+		failed += r.takeBackgroundFailed()
 	}
 	for {
 		select {
 		case <-ctx.Done():
+			failed += r.takeBackgroundFailed()
 			return result(nil)
 		case line, ok := <-lines:
 			if !ok {
@@ -251,10 +266,40 @@ func (r *REPL) runPiped(ctx context.Context, in io.Reader, out io.Writer) error 
 				failed++
 			}
 			if quit {
+				waitBackground()
 				return result(nil)
 			}
 		}
 	}
+}
+
+// bgStarted counts a background download that began.
+func (r *REPL) bgStarted() {
+	r.bgMu.Lock()
+	r.bgRunning++
+	r.bgMu.Unlock()
+}
+
+// bgEnded counts the end of a background download, failed or not.
+func (r *REPL) bgEnded(failed bool) {
+	r.bgMu.Lock()
+	r.bgRunning--
+	if failed {
+		r.bgFailed++
+	}
+	r.bgMu.Unlock()
+}
+
+// takeBackgroundFailed returns the background downloads that failed
+// since the last call, and those still running (the session is ending
+// without them: their files are not saved), and resets the count of
+// failures.
+func (r *REPL) takeBackgroundFailed() int {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	n := r.bgFailed + r.bgRunning
+	r.bgFailed = 0
+	return n
 }
 
 func (r *REPL) runInteractive(ctx context.Context, in, out *os.File) error {

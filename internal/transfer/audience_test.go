@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/p2pshare/p2pshare/internal/collection"
 	"github.com/p2pshare/p2pshare/internal/manifest"
 	"github.com/p2pshare/p2pshare/internal/proto"
 )
@@ -214,5 +216,107 @@ func TestRecheckDuringOpen(t *testing.T) {
 	}()
 	if got := askRaw(t, cn, proto.FetchRequest_CHUNKS, c); got.status != proto.FetchResponse_NOT_SERVED {
 		t.Fatalf("revoked during Open: answered %v, want NOT_SERVED", got)
+	}
+}
+
+// A folder download whose peer is taken out of the folder's audience
+// (the folder's document and every file it lists, as share.Library
+// serves them) ends with a NOT_SERVED refusal, like a file's, and leaves
+// no tree behind: through the pipelined small files and through a large
+// file's own Get.
+func TestRevokedFolderDownloadStops(t *testing.T) {
+	small := tree{name: "many", files: map[string]tfile{}}
+	for i := range 300 {
+		small.files[fmt.Sprintf("f%03d.txt", i)] = tfile{data: pattern(900, uint64(100+i))}
+	}
+	t.Run("small files", func(t *testing.T) { testRevokedFolderDownloadStops(t, small, 40) })
+	large := tree{name: "large", files: map[string]tfile{
+		"a.txt":   {data: []byte("first")},
+		"big.bin": {data: pattern(6*smallMax+77, 43)},
+	}}
+	// The 20th chunk read is well inside the large file (97 chunks).
+	t.Run("large file", func(t *testing.T) { testRevokedFolderDownloadStops(t, large, 20) })
+}
+
+func testRevokedFolderDownloadStops(t *testing.T, tr tree, stopAt int) {
+	srv, cli := pair(t)
+	c := srv.publishTree(t, tr, testChunk)
+	// Everything the folder lists, and the folder, served to cli only.
+	var all []cid.Cid
+	doc, _ := srv.csrc.Collection(c, "")
+	coll, err := collection.Verify(c, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, c)
+	for _, e := range coll.Entries {
+		if !e.Dir {
+			all = append(all, e.CID)
+		}
+	}
+	for _, x := range all {
+		srv.src.restrict(x, cli.h.ID())
+	}
+
+	reached, proceed := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	reads, readAfter := 0, 0 // chunks read; chunks read after the revocation
+	revoked := false
+	srv.svc.corrupt = func(int, []byte) {
+		mu.Lock()
+		reads++
+		n := reads
+		if revoked {
+			readAfter++
+		}
+		mu.Unlock()
+		if n == stopAt {
+			close(reached)
+			<-proceed
+		}
+	}
+	type result struct {
+		res *Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := cli.svc.Get(ctxT(t, time.Minute), c, GetOptions{})
+		done <- result{res, err}
+	}()
+	select {
+	case <-reached:
+	case r := <-done:
+		t.Fatalf("the download ended before chunk read %d: %+v, %v", stopAt, r.res, r.err)
+	case <-time.After(time.Minute):
+		t.Fatalf("the download never reached chunk read %d", stopAt)
+	}
+	for _, x := range all {
+		srv.src.restrict(x, peer.ID("someone else"))
+	}
+	cli.fnd.set() // the directed withdrawal: no search finds it again
+	srv.svc.Recheck()
+	mu.Lock()
+	revoked = true // from now on, nothing may be read for cli
+	mu.Unlock()
+	close(proceed)
+
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the revoked folder download did not end")
+	}
+	var re *refusedError
+	if !errors.As(r.err, &re) || re.status != proto.FetchResponse_NOT_SERVED {
+		t.Fatalf("revoked folder download ended with %v (result %+v), want a NOT_SERVED refusal", r.err, r.res)
+	}
+	if _, err := os.Stat(filepath.Join(cli.dir, "downloads", tr.name)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("revoked peer has the folder: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if readAfter > 0 {
+		t.Fatalf("the server read %d more chunks for the revoked peer", readAfter)
 	}
 }

@@ -62,7 +62,7 @@ func (q *itemQueue) take(p peer.ID) (*citem, <-chan struct{}) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, it := range q.pending {
-		if !it.refused[p] {
+		if it.refused[p] == nil {
 			q.pending = append(q.pending[:i], q.pending[i+1:]...)
 			q.inflight++
 			return it, nil
@@ -86,13 +86,14 @@ func (q *itemQueue) putBack(its []*citem) {
 	q.mu.Unlock()
 }
 
-// refuse returns it to the queue for the other providers: p does not serve it.
-func (q *itemQueue) refuse(it *citem, p peer.ID) {
+// refuse returns it to the queue for the other providers: p does not
+// serve it, and answered re.
+func (q *itemQueue) refuse(it *citem, p peer.ID, re *refusedError) {
 	q.mu.Lock()
 	if it.refused == nil {
-		it.refused = make(map[peer.ID]bool)
+		it.refused = make(map[peer.ID]*refusedError)
 	}
-	it.refused[p] = true
+	it.refused[p] = re
 	q.mu.Unlock()
 	q.putBack([]*citem{it})
 }
@@ -235,8 +236,7 @@ func (cg *collGet) fetch(ctx context.Context, from peer.ID, items []*citem) erro
 		// Nothing moved: every usable provider refused what is left, or
 		// they are all lost for now.
 		if it := refusedByAll(pending, usable); it != nil && len(big) == 0 {
-			e := cg.coll.Entries[it.entries[0]]
-			return &fatalError{fmt.Errorf("transfer %s: no provider serves %s (%s)", cg.c, e.Path, it.c)}
+			return &fatalError{cg.refusedErr(it, usable)}
 		}
 		cg.g.swarm.waiting.Store(true)
 		if err := sleepCtx(ctx, backoff); err != nil {
@@ -257,11 +257,12 @@ func containsPeer(ps []peer.ID, p peer.ID) bool {
 }
 
 // refusedByAll returns an item that every provider in usable refused.
+// Callers hold no lock: it runs between rounds, when no session runs.
 func refusedByAll(pending []*citem, usable []peer.AddrInfo) *citem {
 	for _, it := range pending {
 		all := true
 		for _, ai := range usable {
-			if !it.refused[ai.ID] {
+			if it.refused[ai.ID] == nil {
 				all = false
 				break
 			}
@@ -271,6 +272,19 @@ func refusedByAll(pending []*citem, usable []peer.AddrInfo) *citem {
 		}
 	}
 	return nil
+}
+
+// refusedErr is the end of a download that no provider in usable serves
+// it for (refusedByAll): with each one's answer, as a file's Get ends
+// (swarm.allRefused), so that a folder whose audience no longer admits
+// this node ends with the NOT_SERVED refusal a file does.
+func (cg *collGet) refusedErr(it *citem, usable []peer.AddrInfo) error {
+	var errs []error
+	for _, ai := range usable {
+		errs = append(errs, fmt.Errorf("peer %s: %w", ai.ID, it.refused[ai.ID]))
+	}
+	e := cg.coll.Entries[it.entries[0]]
+	return fmt.Errorf("transfer %s: no provider serves %s (%s): %w", cg.c, e.Path, it.c, errors.Join(errs...))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -563,13 +577,13 @@ func (cg *collGet) pipeline(ctx context.Context, cn *conn, q *itemQueue) (err er
 // the large-file path. buf is reused between calls.
 func (cg *collGet) receiveSmall(cn *conn, it *citem, q *itemQueue, buf []byte) ([]byte, error) {
 	var m *manifest.Manifest
-	refused := false
+	var refused *refusedError
 	resp, err := cn.readResponse()
 	if err != nil {
 		return buf, err
 	}
 	if resp.GetStatus() != proto.FetchResponse_OK {
-		refused = true
+		refused = &refusedError{resp.GetStatus(), resp.GetMessage()}
 	} else {
 		// The largest manifest a file of this size can have.
 		maxLen := uint64(manifest.HeaderLen + manifest.NumChunks(it.size, manifest.MinChunkSize)*sha256.Size)
@@ -618,10 +632,12 @@ func (cg *collGet) receiveSmall(cn *conn, it *citem, q *itemQueue, buf []byte) (
 				return buf, err
 			}
 		}
-		refused = true
+		if refused == nil {
+			refused = &refusedError{resp.GetStatus(), resp.GetMessage()}
+		}
 	}
-	if refused {
-		q.refuse(it, cn.peer)
+	if refused != nil {
+		q.refuse(it, cn.peer, refused)
 		return buf, nil
 	}
 	want := m.ChunkLen(0)

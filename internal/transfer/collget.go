@@ -93,9 +93,9 @@ type citem struct {
 	c       cid.Cid
 	size    int64
 	entries []int
-	// refused: providers that answered they do not serve it (guarded by
-	// the queue's mu).
-	refused map[peer.ID]bool
+	// refused: providers that answered they do not serve it, and their
+	// answer (guarded by the queue's mu).
+	refused map[peer.ID]*refusedError
 }
 
 // collGet is one running collection download.
