@@ -78,59 +78,81 @@ func cmdFolder(args []string) error {
 	}
 
 	for run := range *runs {
-		// Baseline: read and hash every byte.
-		d, err := shell(fmt.Sprintf("tar c -C %q %q | sha256sum >/dev/null", share, name))
-		if err != nil {
+		// What a run writes is deleted only when the run ends, and the
+		// order of the two gets alternates: creating files costs more on
+		// a file system that has just freed many inodes (ext4 without a
+		// journal scans past them), so neither get always follows the
+		// other's deletions.
+		var outs []string
+		baselines := func() error {
+			// Read and hash every byte.
+			d, err := shell(fmt.Sprintf("tar c -C %q %q | sha256sum >/dev/null", share, name))
+			if err != nil {
+				return err
+			}
+			emit(Result{Bench: "folder", Case: "tar-sha256", Metric: "MBps", Value: mbps(bytes, d), Run: run, Size: bytes, N: files})
+			// The tree over loopback TCP into an empty folder.
+			out := filepath.Join(*work, fmt.Sprintf("tar-out-%d", run))
+			outs = append(outs, out)
+			d, err = tarOverTCP(share, name, out)
+			if err != nil {
+				return err
+			}
+			if err := checkTree(filepath.Join(share, name), filepath.Join(out, name)); err != nil {
+				return fmt.Errorf("tar baseline: %w", err)
+			}
+			emit(Result{Bench: "folder", Case: "tar-tcp", Metric: "MBps", Value: mbps(bytes, d), Run: run, Size: bytes, N: files})
+			emit(Result{Bench: "folder", Case: "tar-tcp", Metric: "filesPerSec", Value: float64(files) / d.Seconds(), Run: run, N: files})
+			return nil
+		}
+		ours := func() error {
+			out, err := folderRun(*bin, key, *work, share, name, run, files, bytes)
+			outs = append(outs, out)
 			return err
 		}
-		emit(Result{Bench: "folder", Case: "tar-sha256", Metric: "MBps", Value: mbps(bytes, d), Run: run, Size: bytes, N: files})
-
-		// Baseline: the tree over loopback TCP into an empty folder.
-		out := filepath.Join(*work, fmt.Sprintf("tar-out-%d", run))
-		d, err = tarOverTCP(share, name, out)
-		if err != nil {
-			return err
+		steps := []func() error{baselines, ours}
+		if run%2 == 1 {
+			steps[0], steps[1] = ours, baselines
 		}
-		if err := checkTree(filepath.Join(share, name), filepath.Join(out, name)); err != nil {
-			return fmt.Errorf("tar baseline: %w", err)
+		for _, step := range steps {
+			if err := step(); err != nil {
+				return err
+			}
 		}
-		os.RemoveAll(out)
-		emit(Result{Bench: "folder", Case: "tar-tcp", Metric: "MBps", Value: mbps(bytes, d), Run: run, Size: bytes, N: files})
-		emit(Result{Bench: "folder", Case: "tar-tcp", Metric: "filesPerSec", Value: float64(files) / d.Seconds(), Run: run, N: files})
-
-		if err := folderRun(*bin, key, *work, share, name, run, files, bytes); err != nil {
-			return err
+		for _, o := range outs {
+			os.RemoveAll(o)
 		}
 	}
 	return nil
 }
 
 // folderRun publishes the tree from a fresh provider and gets it into a
-// fresh fetcher.
-func folderRun(bin, key, work, share, name string, run, files int, bytes int64) error {
+// fresh fetcher; it returns the folder it got the tree into, for the
+// caller to delete.
+func folderRun(bin, key, work, share, name string, run, files int, bytes int64) (out string, err error) {
 	pdir := filepath.Join(work, fmt.Sprintf("provider-%d", run))
 	fdir := filepath.Join(work, fmt.Sprintf("fetcher-%d", run))
 	prov, err := startNode(bin, "provider", pdir, key, "--no-mdns", "--share", share, "--api", "off")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer func() { prov.quit(); os.RemoveAll(pdir) }()
 	fetch, err := startNode(bin, "fetcher", fdir, key, "--no-mdns", "--api", "off")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer func() { fetch.quit(); os.RemoveAll(fdir) }()
 	_, addr, err := prov.id()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, _, err := fetch.run(time.Minute, "connect "+addr); err != nil {
-		return err
+		return "", err
 	}
 	prov.resetHWM()
 	_, d, err := prov.run(30*time.Minute, "publish "+name)
 	if err != nil {
-		return err
+		return "", err
 	}
 	hwm, _ := prov.status("VmHWM")
 	emit(Result{Bench: "folder", Case: "publish", Metric: "MBps", Value: mbps(bytes, d), Run: run, Size: bytes, N: files})
@@ -138,19 +160,18 @@ func folderRun(bin, key, work, share, name string, run, files int, bytes int64) 
 	emit(Result{Bench: "folder", Case: "publish", Metric: "rssMiB", Value: float64(hwm) / 1024, Run: run})
 	logf("folder: run %d: publish %d files in %v", run, files, d.Round(time.Millisecond))
 	if _, _, err := fetch.run(2*time.Minute, "wait file "+name+" --timeout 90s"); err != nil {
-		return err
+		return "", err
 	}
 
-	out := filepath.Join(work, fmt.Sprintf("get-out-%d", run))
+	out = filepath.Join(work, fmt.Sprintf("get-out-%d", run))
 	if err := os.MkdirAll(out, 0o700); err != nil {
-		return err
+		return "", err
 	}
-	defer os.RemoveAll(out)
 	prov.resetHWM()
 	fetch.resetHWM()
 	_, d, err = fetch.run(30*time.Minute, "get "+name+" -o "+out)
 	if err != nil {
-		return err
+		return "", err
 	}
 	phwm, _ := prov.status("VmHWM")
 	fhwm, _ := fetch.status("VmHWM")
@@ -159,7 +180,7 @@ func folderRun(bin, key, work, share, name string, run, files int, bytes int64) 
 		got = out // saved as the folder given
 	}
 	if err := checkTree(filepath.Join(share, name), got); err != nil {
-		return fmt.Errorf("get: %w", err)
+		return "", fmt.Errorf("get: %w", err)
 	}
 	emit(Result{Bench: "folder", Case: "get", Metric: "MBps", Value: mbps(bytes, d), Run: run, Size: bytes, N: files})
 	emit(Result{Bench: "folder", Case: "get", Metric: "filesPerSec", Value: float64(files) / d.Seconds(), Run: run, N: files})
@@ -167,7 +188,7 @@ func folderRun(bin, key, work, share, name string, run, files int, bytes int64) 
 		Note: fmt.Sprintf("provider %d MiB, fetcher %d MiB", phwm>>10, fhwm>>10)})
 	logf("folder: run %d: get %d files in %v (%.0f files/s), peak RSS provider %d MiB, fetcher %d MiB",
 		run, files, d.Round(time.Millisecond), float64(files)/d.Seconds(), phwm>>10, fhwm>>10)
-	return nil
+	return out, nil
 }
 
 // genTree writes small files spread over dirs folders and large files at
@@ -453,7 +474,10 @@ small files spread over folders and a few large files (pseudo-random bytes, ever
 written once and read once, so every run reads it from the page cache. Each run measures the two
 baselines and then starts a fresh provider (` + "`--share`" + ` the tree's parent, so ` + "`publish tree`" + ` hashes
 everything) and a fresh fetcher (so nothing is copied from an earlier download), connected over TCP on
-127.0.0.1. ` + "`publish tree`" + ` and ` + "`get tree -o OUT`" + ` are timed from the command to the end of its output; the
+127.0.0.1. What a run writes is deleted when the run ends, and the order of the baselines and the
+nodes alternates from run to run: on this machine's file system (ext4 without a journal) creating files
+right after many were deleted costs several times more, so neither side always follows the other's
+deletions. ` + "`publish tree`" + ` and ` + "`get tree -o OUT`" + ` are timed from the command to the end of its output; the
 get's tree is then compared with the source (every path and size, and the bytes of a sample and of
 every large file). The get baseline makes its copy durable (` + "`sync -f`" + `) as a get does before it reports
 the files saved. Peak RSS is VmHWM, reset (` + "`clear_refs`" + ` 5) before the command.
