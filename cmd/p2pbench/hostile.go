@@ -143,7 +143,7 @@ func cmdHostile(args []string) error {
 	if err != nil {
 		return err
 	}
-	ns := &nodeSet{fetcher: fetcher, providers: []*proc{victim}}
+	ns := &nodeSet{fetcher: fetcher, providers: []*proc{victim}, nodeTime: *attackerNice != 0}
 	defer ns.quit()
 	vid, vaddr, err := victim.id()
 	if err != nil {
@@ -874,7 +874,8 @@ real node (` + "`bin/p2pshare --no-mdns --keepalive 2s`" + `, listening on 127.0
 peer-table flood's black holes due within the window of one get) sharing a pseudo-random file; the honest
 fetcher is another node, connected to it, that has fetched the file once before (untimed), so it starts
 each get with a kept session, as a peer that was already exchanging files would. Each get is
-` + "`get big.bin -o OUT --from VICTIM`" + `, timed from the command to its ` + "`saved ... verified`" + ` line. The attacker is
+` + "`get big.bin -o OUT --from VICTIM`" + `, timed by the fetching node (the duration its ` + "`saved`" + ` line reports: the p2pbench
+process runs niced, below, so its own clock would read the end late). The attacker is
 libp2p hosts inside the p2pbench process (TCP from 127.0.0.2, so that the victim's per-address limits tell
 them from the fetcher as on a real network; no resource limits of their own, GOMAXPROCS 1 so
 that they leave the victim and the fetcher at least one of the machine's cores), running the

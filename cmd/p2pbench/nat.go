@@ -197,7 +197,7 @@ func natGet(p *proc, ticket, out string, timeout time.Duration) (d time.Duration
 	lines, d, err := p.run(timeout, "get "+ticket+" -o "+out)
 	for _, l := range lines {
 		if m := savedRe.FindStringSubmatch(l.text); m != nil {
-			if m[1] != "1" {
+			if m[2] != "1" {
 				return d, "", fmt.Errorf("%s: %q: want one provider", p.name, l.text)
 			}
 			return d, "", nil
