@@ -116,6 +116,16 @@ func (d *Directory) validateAnnouncement(origin, via peer.ID, data []byte) (any,
 		d.rejected.Add(1)
 		return nil, errors.New("unsigned")
 	}
+	// A message of a sender this node does not know, through a relay
+	// that has used up its share for such senders, is ignored before it
+	// is decoded: decoding (up to MaxAnnouncementSize, thousands of
+	// entries) was most of what such a flood cost (the hostile bench's
+	// announce flood). Withdrawals are ignored with publishes here: an
+	// unknown sender's entries then wait for the budget's eviction.
+	if origin != d.net.ID() && via != origin && d.relayFullFor(origin, via) {
+		d.refusedMsgs.Add(1)
+		return nil, fmt.Errorf("%w: relay %s holds %d entries of unknown senders", errIgnore, via, maxRelayedEntries)
+	}
 	a, err := parseAnnouncement(data)
 	if err == nil {
 		err = a.checkClock()
@@ -150,6 +160,18 @@ func (d *Directory) validateAnnouncement(origin, via peer.ID, data []byte) (any,
 		return nil, fmt.Errorf("%w: relay %s holds %d entries of unknown senders", errIgnore, via, maxRelayedEntries)
 	}
 	return a, nil
+}
+
+// relayFullFor reports whether origin is a sender this node does not know
+// and via a relay whose share of entries of unknown senders is used up.
+func (d *Directory) relayFullFor(origin, via peer.ID) bool {
+	rv := &d.remote
+	rv.mu.Lock()
+	l := rv.relayed[via]
+	full := l != nil && l.entries >= maxRelayedEntries
+	pc := rv.peers[origin]
+	rv.mu.Unlock()
+	return full && (pc == nil || !pc.known) && !d.knownPeer(origin)
 }
 
 // errIgnore wraps a validator's refusal of a well-formed message that is

@@ -2,6 +2,7 @@ package share
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -419,5 +420,37 @@ func TestNamesFromProviders(t *testing.T) {
 	announceVia(n.s, "k2", "", 2, []Entry{v})
 	if _, err := n.s.Resolve("same.txt"); err == nil {
 		t.Error("two known peers' different files under one name resolved to one")
+	}
+}
+
+// A relay whose share for unknown senders is used up gets their next
+// messages ignored before they are decoded (what such a flood cost was
+// mostly decoding): even a malformed one is ignored, not rejected as
+// malformed. A known sender through the same relay is still decoded.
+func TestFullRelayIgnoredBeforeDecoding(t *testing.T) {
+	n := newNode(t, loopbackHost(t), false)
+	relay := peer.ID("relay")
+	relayed := func() int {
+		n.s.remote.mu.Lock()
+		defer n.s.remote.mu.Unlock()
+		if l := n.s.remote.relayed[relay]; l != nil {
+			return l.entries
+		}
+		return 0
+	}
+	for o := 0; relayed() < maxRelayedEntries; o++ {
+		announceVia(n.s, peer.ID(fmt.Sprintf("origin-%d", o)), relay, 1, someEntries(maxEntriesPerPeer, 10))
+	}
+	garbage := []byte{0xff, 0xff, 0xff}
+	if _, err := n.s.validateAnnouncement("stranger", relay, garbage); !errors.Is(err, errIgnore) {
+		t.Fatalf("a stranger's message through a full relay: %v, want it ignored before decoding", err)
+	}
+	announceVia(n.s, "friend", "friend", 1, someEntries(1, 10)) // heard from directly
+	n.s.remote.markKnown("friend")
+	if _, err := n.s.validateAnnouncement("friend", relay, garbage); err == nil || errors.Is(err, errIgnore) {
+		t.Fatalf("a known sender's malformed message through the same relay: %v, want it decoded and rejected", err)
+	}
+	if _, err := n.s.validateAnnouncement("stranger", "other-relay", garbage); err == nil || errors.Is(err, errIgnore) {
+		t.Fatalf("a stranger's malformed message through another relay: %v, want it decoded and rejected", err)
 	}
 }
