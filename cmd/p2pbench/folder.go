@@ -412,14 +412,7 @@ func folderReport(args []string) error {
 	if len(vals[gk{"get", "MBps"}]) == 0 || len(vals[gk{"tar-tcp", "MBps"}]) == 0 {
 		return fmt.Errorf("%s: no folder results", a.in)
 	}
-	f0 := func(v float64) string { return fmt.Sprintf("%.0f", v) }
-	spread := func(v []float64) string { return f0(percentile(v, 5)) + " / " + f0(slices.Max(v)) }
-	status := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "**missed**"
-	}
+	f0, spread, status := fmt0, spreadP5Max, metMissed
 	var w strings.Builder
 	fmt.Fprintf(&w, "## Folders\n\n")
 	fmt.Fprintf(&w, "Measured %s on %s (%d cores, %s RAM), commit %s, with `%s`", time.Now().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), memTotal(), a.commit, a.command)

@@ -792,14 +792,7 @@ func hostileReport(args []string) error {
 	if len(base) == 0 {
 		return fmt.Errorf("%s: no baseline get (case none)", a.in)
 	}
-	f0 := func(v float64) string { return fmt.Sprintf("%.0f", v) }
-	spread := func(v []float64) string { return f0(percentile(v, 5)) + " / " + f0(slices.Max(v)) }
-	status := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "**missed**"
-	}
+	f0, spread, status := fmt0, spreadP5Max, metMissed
 	var w strings.Builder
 	fmt.Fprintf(&w, "## Hostile peers\n\n")
 	fmt.Fprintf(&w, "Measured %s on %s (%d cores, %s RAM), commit %s, with `%s`", time.Now().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), memTotal(), a.commit, a.command)

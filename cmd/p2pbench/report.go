@@ -52,6 +52,19 @@ func percentile(v []float64, p float64) float64 {
 	return s[min(max(r-1, 0), len(s)-1)]
 }
 
+// Cells of the section reports (hostile, folder): a whole number, the
+// spread of throughputs as "p5 / max", and whether a target was met.
+func fmt0(v float64) string { return fmt.Sprintf("%.0f", v) }
+
+func spreadP5Max(v []float64) string { return fmt0(percentile(v, 5)) + " / " + fmt0(slices.Max(v)) }
+
+func metMissed(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
 type row struct {
 	figure, median, spread, runs, baseline, ratio, target, status string
 }
