@@ -24,7 +24,7 @@ type nodeSet struct {
 	// nodeTime: get returns the duration the fetching node reports rather
 	// than the time from the command to its summary line (the hostile
 	// benchmark runs at a low priority, so its own clock reads late).
-	nodeTime bool
+	nodeTime  bool
 	fetcher   *proc
 	providers []*proc
 	ids       []string
