@@ -278,14 +278,8 @@ func (l *Library) addName(ctx context.Context, existing *record, name string, mt
 	} else {
 		l.announce(proto.Announcement_PUBLISH, []Entry{e})
 	}
-	if len(olds) > 0 {
-		sel := make(map[cid.Cid]*record, len(olds))
-		for _, o := range olds {
-			sel[o.cid] = o
-		}
-		if _, err := l.withdraw(ctx, sel, nil, proto.Announcement_UNPUBLISH); err != nil {
-			return PublishResult{}, err
-		}
+	if err := l.withdrawOld(ctx, olds); err != nil {
+		return PublishResult{}, err
 	}
 	l.log.Info("published under another name too", "name", name, "cid", e.CID, "names", e.Names())
 	return PublishResult{Entry: e.Named(name), Retargeted: retarget}, nil

@@ -108,8 +108,8 @@ func parseMessage(m *proto.Announcement) (*announcement, error) {
 // messages are refused (and so not forwarded); so are, without blame for
 // the peer that passed them on (errIgnore), announcements older than the
 // newest applied from their publisher (replays, see marks.go) and
-// publishes from unknown senders through a relay that has used up its
-// share (maxRelayedEntries).
+// messages from unknown senders through a relay that has used up its
+// share (maxRelayedEntries), the latter before they are decoded.
 func (d *Directory) validateAnnouncement(origin, via peer.ID, data []byte) (any, error) {
 	if origin == "" {
 		d.log.Debug("announce: rejected unsigned message", "via", via)
@@ -124,6 +124,7 @@ func (d *Directory) validateAnnouncement(origin, via peer.ID, data []byte) (any,
 	// unknown sender's entries then wait for the budget's eviction.
 	if origin != d.net.ID() && via != origin && d.relayFullFor(origin, via) {
 		d.refusedMsgs.Add(1)
+		d.log.Debug("announce: ignored a message of an unknown sender: its relay's share is used up", "origin", origin, "via", via)
 		return nil, fmt.Errorf("%w: relay %s holds %d entries of unknown senders", errIgnore, via, maxRelayedEntries)
 	}
 	a, err := parseAnnouncement(data)
@@ -140,24 +141,16 @@ func (d *Directory) validateAnnouncement(origin, via peer.ID, data []byte) (any,
 	}
 	a.via = via
 	a.known = via == origin || d.knownPeer(origin)
+	// (A relay's share for unknown senders was checked before decoding;
+	// applying the announcement caps what it may still add.)
 	rv := &d.remote
 	rv.mu.Lock()
 	stale := rv.marks.stale(origin, a.time, rv.tick())
-	full := false
-	if pc := rv.peers[origin]; a.kind == proto.Announcement_PUBLISH && !a.known && (pc == nil || !pc.known) {
-		l := rv.relayed[via]
-		full = l != nil && l.entries >= maxRelayedEntries
-	}
 	rv.mu.Unlock()
-	switch {
-	case stale:
+	if stale {
 		d.stale.Add(1)
 		d.log.Debug("announce: ignored an announcement older than its publisher's newest", "origin", origin, "via", via)
 		return nil, fmt.Errorf("%w: older than the newest announcement of %s", errIgnore, origin)
-	case full:
-		d.refusedMsgs.Add(1)
-		d.log.Debug("announce: ignored a publish by an unknown sender: its relay's share is used up", "origin", origin, "via", via)
-		return nil, fmt.Errorf("%w: relay %s holds %d entries of unknown senders", errIgnore, via, maxRelayedEntries)
 	}
 	return a, nil
 }

@@ -435,14 +435,8 @@ func (l *Library) publishOne(ctx context.Context, name string, aud *Audience) (P
 		if retarget {
 			l.retarget(existing.entry(), oldTo)
 		}
-		if len(olds) > 0 {
-			sel := make(map[cid.Cid]*record, len(olds))
-			for _, o := range olds {
-				sel[o.cid] = o
-			}
-			if _, err := l.withdraw(ctx, sel, nil, proto.Announcement_UNPUBLISH); err != nil {
-				return PublishResult{}, err
-			}
+		if err := l.withdrawOld(ctx, olds); err != nil {
+			return PublishResult{}, err
 		}
 		l.mu.Lock()
 		e := existing.entry().Named(name)
@@ -478,6 +472,20 @@ func (l *Library) publishOne(ctx context.Context, name string, aud *Audience) (P
 		m:         m,
 	}
 	return l.putDirect(ctx, rec, mb, olds)
+}
+
+// withdrawOld withdraws olds, earlier content under a name now published
+// with other content, and announces it.
+func (l *Library) withdrawOld(ctx context.Context, olds []*record) error {
+	if len(olds) == 0 {
+		return nil
+	}
+	sel := make(map[cid.Cid]*record, len(olds))
+	for _, o := range olds {
+		sel[o.cid] = o
+	}
+	_, err := l.withdraw(ctx, sel, nil, proto.Announcement_UNPUBLISH)
+	return err
 }
 
 // putDirect records rec (with its manifest bytes mb, unless its manifest

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -143,39 +142,20 @@ func (cg *collGet) copyFrom(ctx context.Context, f *os.File, it *citem, chunkSiz
 // startProgress starts the goroutine that reports the collection's
 // progress (GetOptions.Progress): bytes of the files in place plus those
 // of the large files being fetched, files done of the selected files.
-func (cg *collGet) startProgress() (stop func()) {
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(progressInterval)
-		defer t.Stop()
-		var rm rateMeter
-		for {
-			final := false
-			select {
-			case <-t.C:
-			case <-quit:
-				final = true
-			}
-			p := cg.snapshot()
-			p.Rate = rm.add(time.Now(), p.Done)
-			if p.Rate > 0 && p.Total > p.Done {
-				p.ETA = time.Duration(float64(p.Total-p.Done) / p.Rate * float64(time.Second))
-			}
-			cg.g.mu.Lock()
-			cg.g.rate = p.Rate
-			cg.g.mu.Unlock()
-			if cg.g.opt.Progress != nil {
-				cg.g.opt.Progress(p)
-			}
-			if final {
-				return
-			}
-		}
-	})
-	return func() {
-		close(quit)
-		wg.Wait()
+func (cg *collGet) startProgress() (stop func()) { return runProgress(cg.report) }
+
+// report takes one progress sample of the collection and passes it on.
+func (cg *collGet) report(rm *rateMeter, _ bool) {
+	p := cg.snapshot()
+	p.Rate = rm.add(time.Now(), p.Done)
+	if p.Rate > 0 && p.Total > p.Done {
+		p.ETA = time.Duration(float64(p.Total-p.Done) / p.Rate * float64(time.Second))
+	}
+	cg.g.mu.Lock()
+	cg.g.rate = p.Rate
+	cg.g.mu.Unlock()
+	if cg.g.opt.Progress != nil {
+		cg.g.opt.Progress(p)
 	}
 }
 

@@ -18,12 +18,15 @@ type sample struct {
 
 // startProgress starts the goroutine that measures the rate and calls
 // opt.Progress; the returned func makes the final call and stops it.
-func (g *getter) startProgress() (stop func()) {
+func (g *getter) startProgress() (stop func()) { return runProgress(g.report) }
+
+// runProgress calls report every progressInterval, from one goroutine,
+// with the download's rate meter; the returned func makes the final call
+// (final true) and waits for it.
+func runProgress(report func(rm *rateMeter, final bool)) (stop func()) {
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		t := time.NewTicker(progressInterval)
 		defer t.Stop()
 		var rm rateMeter
@@ -34,12 +37,12 @@ func (g *getter) startProgress() (stop func()) {
 			case <-quit:
 				final = true
 			}
-			g.report(&rm, final)
+			report(&rm, final)
 			if final {
 				return
 			}
 		}
-	}()
+	})
 	return func() {
 		close(quit)
 		wg.Wait()
