@@ -143,7 +143,10 @@ func TestManifestNoSpace(t *testing.T) {
 // matches the CID) is dropped; it cannot end the download the honest
 // provider serves.
 func TestLyingHeaderDoesNotEndHonestDownload(t *testing.T) {
-	v := newVictim(t)
+	// The honest provider serves at 4 MiB/s, so its 3 MiB take most of a
+	// second: time for the liar, asked at once, to be dialled and asked.
+	v := &victimNode{Node: newNode(t, "victim", nil),
+		honest: newNode(t, "honest", func(c *node.Config) { c.UploadLimit = 4 << 20 })}
 	// The honest provider may answer the whole file before the liar's
 	// answer is even asked for (both are asked at once): then this round
 	// proves nothing, and another file is tried.
@@ -154,6 +157,12 @@ func TestLyingHeaderDoesNotEndHonestDownload(t *testing.T) {
 			return reply(st, sess, c, 0, proto.FetchResponse_OK, fake.Marshal())
 		})
 		expect := &transfer.Expect{Size: int64(len(data)), SHA256: sha256.Sum256(data), Source: "catalogue"}
+		// The liar is connected already and the honest provider is not
+		// (nor has a kept session), so the liar's answer can come first.
+		if err := v.Node.P2P.Host().Connect(context.Background(), liar.addrInfo()); err != nil {
+			t.Fatal(err)
+		}
+		v.Node.P2P.Host().Network().ClosePeer(v.honest.P2P.ID())
 		// The liar is given first.
 		res, err := getFrom(v.Node, c, 30*time.Second, expect, liar.addrInfo(),
 			peer.AddrInfo{ID: v.honest.P2P.ID(), Addrs: v.honest.P2P.Host().Addrs()})
